@@ -1,0 +1,45 @@
+package schemas
+
+// Finding kinds.
+const (
+	KindSNIRSTInjection  = "sni_rst_injection"
+	KindSNIBlackhole     = "sni_blackhole"
+	KindIPBlocking       = "ip_blocking"
+	KindThrottling       = "throttling"
+	KindResidualBlock    = "residual_block"
+	KindQUICBlocking     = "quic_blocking"
+	KindTLSInterception  = "tls_interception"
+	KindHTTPRSTInjection = "http_rst_injection"
+)
+
+// Finding is one detection: what was tampered with, how, and why
+// tamperscope believes it.
+type Finding struct {
+	FindingID string `json:"finding_id" doc:"stable identifier: hash of kind, target and window"`
+	Vantage   string `json:"vantage" doc:"vantage identifier"`
+	Kind      string `json:"kind" doc:"sni_rst_injection, sni_blackhole, http_rst_injection, ip_blocking, throttling, residual_block, quic_blocking, tls_interception"`
+	Verdict   string `json:"verdict" doc:"confirmed, likely or insufficient_evidence"`
+
+	TargetIP   string `json:"target_ip" doc:"server address"`
+	TargetPort uint16 `json:"target_port" doc:"server port (0: any)"`
+	TargetName string `json:"target_name" doc:"SNI or HTTP Host the finding is about (empty for IP-level findings)"`
+	Trigger    string `json:"trigger" doc:"what triggered the censor: sni, http_host, quic_sni, ip, keyword"`
+	Method     string `json:"method" doc:"how: rst, drop, icmp, throttle, mitm"`
+
+	WindowStartNs int64 `json:"window_start_ns" doc:"first flow considered"`
+	WindowEndNs   int64 `json:"window_end_ns" doc:"last flow considered"`
+
+	Flows        uint32   `json:"flows" doc:"flows that match the target"`
+	FailedFlows  uint32   `json:"failed_flows" doc:"of those, flows that failed in the way this finding describes"`
+	ControlFlows uint32   `json:"control_flows" doc:"same-IP flows with other names that succeeded"`
+	Confidence   float64  `json:"confidence" doc:"0..1"`
+	Evidence     string   `json:"evidence" doc:"human-readable summary of why"`
+	ExampleFlows []string `json:"example_flows" doc:"up to 5 flow_id values"`
+	Collateral   []string `json:"collateral" doc:"names seen on the target IP (ip_blocking)"`
+	Fingerprint  string   `json:"fingerprint" doc:"censor fingerprint: stable hash of the injector's behaviour"`
+
+	RateBps  float64 `json:"rate_bps" doc:"estimated throttling rate, bit/s"`
+	Shape    string  `json:"shape" doc:"policing or shaping (throttling)"`
+	Targeted bool    `json:"targeted" doc:"throttling applies to this target only, not to the whole path"`
+	Issuer   string  `json:"issuer" doc:"certificate issuer (tls_interception)"`
+}
