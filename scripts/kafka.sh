@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka 4.x broker (KRaft, broker+controller in one JVM)
+# for development and tests. It needs only Java 17 and Maven: the broker's
+# jars come from Maven Central (scripts/kafka/pom.xml) and are cached under
+# .cache/kafka with its data and logs.
+#
+#   scripts/kafka.sh fetch    download the jars (once; no-op when cached)
+#   scripts/kafka.sh up       fetch, format storage, start, wait until the
+#                             broker answers an ApiVersions request (no-op
+#                             when already up); prints
+#                             export TAMPERSCOPE_KAFKA=127.0.0.1:PORT
+#                             so that eval "$(scripts/kafka.sh up)" works
+#   scripts/kafka.sh down     stop it and wait for the process to exit
+#   scripts/kafka.sh status   exit 0 and print the address when up
+#
+# TAMPERSCOPE_KAFKA_PORT sets the client port (default 19092); the
+# controller listens on the next port. TAMPERSCOPE_KAFKA_CACHE moves the
+# cache (default .cache/kafka in the repository).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${TAMPERSCOPE_KAFKA_CACHE:-$root/.cache/kafka}
+port=${TAMPERSCOPE_KAFKA_PORT:-19092}
+cport=$((port + 1))
+jars=$cache/jars
+data=$cache/data
+pidfile=$cache/kafka.pid
+logfile=$cache/kafka.log
+props=$cache/server.properties
+log4j=$cache/log4j2.properties
+
+log() { echo "kafka.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# ready sends a real ApiVersions v0 request (api key 18, correlation id 7,
+# client id "tamperscope") and checks the answer's correlation id and error
+# code, so "up" means the broker serves requests, not just that a socket
+# is listening.
+ready() {
+	local reply
+	reply=$(timeout 3 bash -c '
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+		printf "\x00\x00\x00\x15\x00\x12\x00\x00\x00\x00\x00\x07\x00\x0btamperscope" >&3
+		head -c 10 <&3 | od -An -tx1 | tr -d " \n"
+	' _ "$port" 2>/dev/null) || return 1
+	# 4-byte size, correlation id 7, error code 0.
+	[[ ${reply:8:12} == 000000070000 ]]
+}
+
+running() {
+	[[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+fetch() {
+	if [[ -f $jars/.complete ]]; then
+		return 0
+	fi
+	command -v mvn >/dev/null || die "mvn not found: install Maven"
+	local t0=$SECONDS
+	rm -rf "$jars"
+	mkdir -p "$jars"
+	log "fetching Kafka jars into $jars"
+	# Maven's quiet mode still prints colour resets; show its output only
+	# when it fails.
+	if ! mvn -q -B -f "$root/scripts/kafka/pom.xml" dependency:copy-dependencies \
+		-DoutputDirectory="$jars" >"$cache/fetch.log" 2>&1; then
+		cat "$cache/fetch.log" >&2
+		die "fetch Kafka jars: mvn failed"
+	fi
+	ls "$jars"/kafka_2.13-*.jar >/dev/null 2>&1 || die "fetch Kafka jars: kafka_2.13 missing"
+	touch "$jars/.complete"
+	log "fetched $(ls "$jars" | wc -l) jars in $((SECONDS - t0)) s"
+}
+
+write_config() {
+	mkdir -p "$data"
+	cat >"$props" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+auto.create.topics.enable=false
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+	cat >"$log4j" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = out
+logger.state.name = state.change.logger
+logger.state.level = warn
+logger.log.name = kafka.log
+logger.log.level = warn
+logger.storage.name = org.apache.kafka.storage
+logger.storage.level = warn
+EOF
+}
+
+java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
+	-Dlog4j2.configurationFile="$log4j" -cp "$jars/*")
+
+up() {
+	if running && ready; then
+		echo "export TAMPERSCOPE_KAFKA=127.0.0.1:$port"
+		return 0
+	fi
+	running && die "pid $(cat "$pidfile") holds $pidfile but 127.0.0.1:$port does not answer; run $0 down"
+	ready && die "127.0.0.1:$port answers but was not started by this script (no live $pidfile)"
+	command -v java >/dev/null || die "java not found: install a Java 17 runtime"
+	fetch
+	local t0=$SECONDS
+	write_config
+	if [[ ! -f $data/meta.properties ]]; then
+		local id
+		# A cluster id is 16 random bytes in URL-safe base64 without padding.
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+		java "${java_opts[@]}" kafka.tools.StorageTool format --ignore-formatted \
+			-t "$id" -c "$props" >>"$logfile" 2>&1 || die "format storage: see $logfile"
+	fi
+	# setsid: the broker outlives the shell that started it and gets no
+	# terminal signals.
+	setsid java "${java_opts[@]}" kafka.Kafka "$props" >>"$logfile" 2>&1 </dev/null &
+	echo $! >"$pidfile"
+	local deadline=$((SECONDS + 90))
+	until ready; do
+		running || { tail -n 30 "$logfile" >&2; rm -f "$pidfile"; die "broker exited during start; log: $logfile"; }
+		((SECONDS < deadline)) || { tail -n 30 "$logfile" >&2; down; die "broker did not answer within 90 s; log: $logfile"; }
+		sleep 0.2
+	done
+	log "up on 127.0.0.1:$port (pid $(cat "$pidfile")) in $((SECONDS - t0)) s; log: $logfile"
+	echo "export TAMPERSCOPE_KAFKA=127.0.0.1:$port"
+}
+
+down() {
+	if ! running; then
+		rm -f "$pidfile"
+		return 0
+	fi
+	local pid
+	pid=$(cat "$pidfile")
+	kill -TERM "$pid"
+	local deadline=$((SECONDS + 30))
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			log "pid $pid ignored SIGTERM for 30 s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		sleep 0.2
+	done
+	rm -f "$pidfile"
+	log "down"
+}
+
+status() {
+	if running && ready; then
+		echo "export TAMPERSCOPE_KAFKA=127.0.0.1:$port"
+		return 0
+	fi
+	if running; then
+		log "pid $(cat "$pidfile") running but 127.0.0.1:$port does not answer"
+	else
+		log "not running"
+	fi
+	return 1
+}
+
+case ${1:-} in
+fetch) fetch ;;
+up) up ;;
+down) down ;;
+status) status ;;
+*)
+	echo "usage: $0 {fetch|up|down|status}" >&2
+	exit 2
+	;;
+esac
