@@ -1,0 +1,44 @@
+# tamperscope — see README.md.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := bin/tamperscope
+
+.PHONY: all build demo test bench lab kafka-up kafka-down generate fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
+
+## demo: replay the captures shipped in lab/testdata and print the findings.
+demo:
+	scripts/setup.sh demo
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
+	scripts/demo.sh
+
+## test: the whole suite (set-up, vet, tests against a real Kafka broker, fuzz).
+test:
+	scripts/test.sh
+
+## bench: replay benchmark against Suricata on a generated 2M-packet capture.
+bench:
+	scripts/setup.sh bench
+	scripts/bench.sh
+
+## lab: regenerate the censor-lab captures in lab/testdata (root).
+lab:
+	$(GO) run ./lab/cmd/labgen
+
+kafka-up:
+	scripts/kafka.sh up
+
+kafka-down:
+	scripts/kafka.sh down
+
+## generate: rebuild the eBPF objects with clang and bpf2go.
+generate:
+	$(GO) generate ./bpf/...
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what tamperscope's targets need, idempotently: Go modules, the
+# Debian packages for the lab and live capture, the Kafka jars, and (for
+# "bench") Suricata from bookworm-backports.
+#
+#   scripts/setup.sh test    packages the test suite needs
+#   scripts/setup.sh demo    Go modules only
+#   scripts/setup.sh bench   test + Suricata and tshark for peer figures
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+what=${1:-test}
+
+log() { echo "setup.sh: $*" >&2; }
+
+go mod download
+
+[ "$what" = demo ] && exit 0
+
+need=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+for p in tcpdump ethtool iptables iproute2 tshark clang llvm libbpf-dev; do
+	have "$p" || need+=("$p")
+done
+if [ "$what" = bench ]; then
+	if ! have suricata; then
+		if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+			echo 'deb http://deb.debian.org/debian bookworm-backports main' >/etc/apt/sources.list.d/backports.list
+		fi
+		need+=(suricata/bookworm-backports)
+	fi
+fi
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		log "missing Debian packages (${need[*]}); run as root to install them"
+		exit 1
+	fi
+	log "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+scripts/kafka.sh fetch
