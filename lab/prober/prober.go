@@ -1,0 +1,208 @@
+package prober
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Protocols.
+const (
+	TLS  = "tls"
+	HTTP = "http"
+	QUIC = "quic"
+)
+
+// Outcomes as the client sees them.
+const (
+	OK          = "ok"
+	Reset       = "reset"       // connection reset after the handshake started
+	Refused     = "refused"     // RST answering the SYN
+	Unreachable = "unreachable" // ICMP destination unreachable / prohibited
+	Timeout     = "timeout"
+	Aborted     = "aborted"   // the client reset the connection on purpose
+	Abandoned   = "abandoned" // a Happy-Eyeballs loser the client dropped
+	Failed      = "failed"    // any other error, see Attempt.Error
+)
+
+// Request is one attempt to make.
+type Request struct {
+	Proto  string
+	Local  netip.AddrPort // client address and port to bind
+	Remote netip.AddrPort
+	Name   string // SNI and Host
+	Size   int    // body bytes to ask for (/size/N)
+	// TLS12 caps the handshake at TLS 1.2; the default is TLS 1.3.
+	TLS12 bool
+	// AbortAfter, when positive, makes the client reset the connection
+	// with SO_LINGER 0 after reading that many body bytes.
+	AbortAfter int
+	// Timeout bounds the whole attempt. The default is 3 s.
+	Timeout time.Duration
+}
+
+// Attempt is what happened.
+type Attempt struct {
+	Start    time.Time
+	Duration time.Duration
+	Outcome  string
+	Error    string
+	Bytes    int     // body bytes received
+	RateBps  float64 // body goodput between the first and last body byte
+}
+
+// Prober holds what every attempt shares.
+type Prober struct {
+	Roots *x509.CertPool
+}
+
+// Do makes one attempt. Interference is reported in the Attempt, never as
+// an error.
+func (p *Prober) Do(ctx context.Context, req Request) Attempt {
+	if req.Timeout == 0 {
+		req.Timeout = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer cancel()
+	a := Attempt{Start: time.Now()}
+	var err error
+	if req.Proto == QUIC {
+		err = p.quic(ctx, req)
+	} else {
+		err = p.stream(ctx, req, &a)
+	}
+	a.Duration = time.Since(a.Start)
+	if a.Outcome == "" {
+		a.Outcome = Classify(err)
+	}
+	if err != nil {
+		a.Error = err.Error()
+	}
+	return a
+}
+
+// Dial opens a TCP connection from req.Local without any TLS or HTTP.
+func Dial(ctx context.Context, req Request) (*net.TCPConn, error) {
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(req.Local)}
+	c, err := d.DialContext(ctx, "tcp", req.Remote.String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+func (p *Prober) stream(ctx context.Context, req Request, a *Attempt) error {
+	tc, err := Dial(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = tc.SetDeadline(dl)
+	}
+	var conn net.Conn = tc
+	if req.Proto == TLS {
+		conf := &tls.Config{ServerName: req.Name, RootCAs: p.Roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+		if req.TLS12 {
+			conf.MaxVersion = tls.VersionTLS12
+		}
+		tlc := tls.Client(tc, conf)
+		if err := tlc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		conn = tlc
+	}
+	if _, err := fmt.Fprintf(conn, "GET /size/%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: tslab\r\nConnection: close\r\n\r\n", req.Size, req.Name); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 1500), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("read response: status %s", resp.Status)
+	}
+	buf := make([]byte, 1500)
+	var first, last time.Time
+	firstBytes := 0
+	for a.Bytes < req.Size {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			last = time.Now()
+			if first.IsZero() {
+				first, firstBytes = last, n
+			}
+			a.Bytes += n
+		}
+		if req.AbortAfter > 0 && a.Bytes >= req.AbortAfter {
+			_ = tc.SetLinger(0)
+			a.Outcome = Aborted
+			return nil
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if d := last.Sub(first); d > 0 {
+		a.RateBps = float64(a.Bytes-firstBytes) * 8 / d.Seconds()
+	}
+	if a.Bytes < req.Size {
+		return fmt.Errorf("read body: %d of %d bytes: %w", a.Bytes, req.Size, io.ErrUnexpectedEOF)
+	}
+	return nil
+}
+
+func (p *Prober) quic(ctx context.Context, req Request) error {
+	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(req.Local))
+	if err != nil {
+		return err
+	}
+	tr := &quic.Transport{Conn: udp}
+	defer tr.Close()
+	conf := &tls.Config{ServerName: req.Name, RootCAs: p.Roots, NextProtos: []string{"tslab"}}
+	c, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(req.Remote), conf, &quic.Config{HandshakeIdleTimeout: req.Timeout})
+	if err != nil {
+		return err
+	}
+	return c.CloseWithError(0, "")
+}
+
+// Classify maps an attempt's error to an outcome.
+func Classify(err error) string {
+	var idle *quic.IdleTimeoutError
+	var hsTimeout *quic.HandshakeTimeoutError
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Refused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return Reset
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return Unreachable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT),
+		errors.As(err, &idle), errors.As(err, &hsTimeout):
+		return Timeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return Timeout
+	}
+	return Failed
+}
