@@ -62,7 +62,12 @@ func (h *ClientHello) Version() uint16 {
 // ErrNotHandshake without allocating when b does not start with a
 // handshake record holding a ClientHello, an *IncompleteError (matching
 // ErrIncomplete) when b ends before the message does, and an error
-// matching ErrMalformed when the message is broken.
+// matching ErrMalformed when the message is broken. When only the
+// extensions block is broken, the result of a malformed hello still holds
+// the fields and extensions read before the fault, without a JA4.
+//
+// SSLv2-compatible ClientHellos (no TLS record layer) are not parsed and
+// give ErrNotHandshake.
 func ParseClientHello(b []byte) (ClientHello, error) {
 	if !mayStartClientHello(b) {
 		return ClientHello{}, ErrNotHandshake
@@ -81,7 +86,7 @@ func ParseClientHello(b []byte) (ClientHello, error) {
 	}
 	h, err := parseClientHelloBody(msg[handshakeHeaderLen:], false)
 	if err != nil {
-		return ClientHello{}, err
+		return h, err
 	}
 	h.Len = recordBytes(b, handshakeHeaderLen+n)
 	return h, nil
@@ -117,7 +122,7 @@ func ParseClientHelloHandshake(b []byte) (ClientHello, error) {
 	}
 	h, err := parseClientHelloBody(b[handshakeHeaderLen:handshakeHeaderLen+n], true)
 	if err != nil {
-		return ClientHello{}, err
+		return h, err
 	}
 	h.Len = handshakeHeaderLen + n
 	return h, nil
@@ -211,11 +216,16 @@ func parseClientHelloBody(body []byte, quic bool) (ClientHello, error) {
 	if len(suites)%2 != 0 || len(comp) == 0 {
 		return ClientHello{}, malformed("bad cipher suite or compression list")
 	}
-	var exts []byte
+	// A broken extensions block still yields the extensions before the
+	// fault: a censor's DPI reads the same bytes and may act on the name.
+	var extErr error
+	exts := r.b
 	if len(r.b) > 0 {
-		exts = r.bytes(r.u16())
-		if !r.ok {
-			return ClientHello{}, malformed("truncated extensions")
+		n := r.u16()
+		if exts = r.b; len(exts) >= n {
+			exts = exts[:n]
+		} else {
+			extErr = malformed("extensions overrun the ClientHello")
 		}
 	}
 
@@ -226,7 +236,8 @@ func parseClientHelloBody(body []byte, quic bool) (ClientHello, error) {
 		typ := er.u16()
 		data := er.bytes(er.u16())
 		if !er.ok {
-			return ClientHello{}, malformed("truncated extension")
+			extErr = malformed("truncated extension")
+			break
 		}
 		ce.count++
 		switch typ {
@@ -251,7 +262,8 @@ func parseClientHelloBody(body []byte, quic bool) (ClientHello, error) {
 	groups, ok2 := u16List(ce.groups, 2)
 	versions, ok3 := u8List(ce.versions)
 	if !ok || !ok2 || !ok3 || len(versions)%2 != 0 {
-		return ClientHello{}, malformed("bad list extension")
+		extErr = malformed("bad list extension")
+		sigalgs, groups, versions = nil, nil, nil
 	}
 
 	// One backing array for the four integer lists: one allocation per
@@ -281,16 +293,19 @@ func parseClientHelloBody(body []byte, quic bool) (ClientHello, error) {
 	if ce.sni != nil {
 		name, err := serverName(ce.sni)
 		if err != nil {
-			return ClientHello{}, err
+			extErr = err
 		}
 		h.ServerName = name
 	}
 	if ce.alpn != nil {
 		alpn, err := alpnList(ce.alpn)
 		if err != nil {
-			return ClientHello{}, err
+			extErr = err
 		}
 		h.ALPN = alpn
+	}
+	if extErr != nil {
+		return h, extErr
 	}
 	h.JA4 = ja4(&h, ce.alpn)
 	return h, nil
