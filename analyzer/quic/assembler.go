@@ -6,7 +6,7 @@ import (
 )
 
 // ErrCryptoLimit: a connection's CRYPTO stream grew past Assembler.Limit,
-// or its first handshake message says it is longer than that.
+// or one of its handshake messages says it is longer than that.
 var ErrCryptoLimit = errors.New("QUIC CRYPTO stream over limit")
 
 // DefaultLimit is the CRYPTO stream bytes an Assembler keeps when its Limit
@@ -58,10 +58,7 @@ func (a *Assembler) AddInitial(in *Initial) error {
 
 // Add puts data at offset in the stream; data is copied.
 func (a *Assembler) Add(offset uint64, data []byte) error {
-	limit := a.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
+	limit := a.limit()
 	if offset > uint64(limit) || uint64(len(data)) > uint64(limit)-offset {
 		return fmt.Errorf("frame at %d of %d bytes, limit %d: %w", offset, len(data), limit, ErrCryptoLimit)
 	}
@@ -122,8 +119,8 @@ func (a *Assembler) Add(offset uint64, data []byte) error {
 		a.spans[first] = merged
 	}
 
-	if n, ok := a.firstMessageLen(); ok && n > limit {
-		return fmt.Errorf("handshake message of %d bytes, limit %d: %w", n, limit, ErrCryptoLimit)
+	if _, _, tooLong := a.lastMessage(0, limit); tooLong {
+		return fmt.Errorf("handshake message over %d bytes: %w", limit, ErrCryptoLimit)
 	}
 	return nil
 }
@@ -141,29 +138,47 @@ func (a *Assembler) Contiguous() []byte {
 // forged or mixed-up packets.
 func (a *Assembler) Conflicts() int { return a.conflicts }
 
-// firstMessageLen is the length, header included, of the handshake
-// message the stream starts with, once its 4-byte header is known.
-func (a *Assembler) firstMessageLen() (int, bool) {
+// lastMessage walks the complete handshake messages at the start of the
+// stream and returns the offset and bytes of the last one of type typ. A
+// stream holds two ClientHellos when the server asked for another key share
+// (HelloRetryRequest, RFC 8446 section 4.1.4). tooLong reports a message
+// header announcing more than limit bytes.
+func (a *Assembler) lastMessage(typ byte, limit int) (off int, msg []byte, tooLong bool) {
 	b := a.Contiguous()
-	if len(b) < 4 {
-		return 0, false
+	off = -1
+	for pos := 0; len(b)-pos >= 4; {
+		n := 4 + (int(b[pos+1])<<16 | int(b[pos+2])<<8 | int(b[pos+3]))
+		if n > limit {
+			return off, msg, true
+		}
+		if len(b)-pos < n {
+			break
+		}
+		if b[pos] == typ {
+			off, msg = pos, b[pos:pos+n:pos+n]
+		}
+		pos += n
 	}
-	return 4 + (int(b[1])<<16 | int(b[2])<<8 | int(b[3])), true
+	return off, msg, false
 }
 
-func (a *Assembler) message(typ byte) ([]byte, bool) {
-	n, ok := a.firstMessageLen()
-	b := a.Contiguous()
-	if !ok || b[0] != typ || len(b) < n {
-		return nil, false
-	}
-	return b[:n:n], true
+// ClientHello returns the stream's latest complete ClientHello, 4-byte
+// handshake header included: the second one after a HelloRetryRequest.
+// The bytes belong to the Assembler and change with Reset.
+func (a *Assembler) ClientHello() ([]byte, bool) {
+	_, msg, _ := a.lastMessage(handshakeClientHello, a.limit())
+	return msg, msg != nil
 }
-
-// ClientHello returns the stream's first handshake message, 4-byte header
-// included, once it has arrived whole and is a ClientHello. The bytes
-// belong to the Assembler and change with Reset.
-func (a *Assembler) ClientHello() ([]byte, bool) { return a.message(handshakeClientHello) }
 
 // ServerHello is ClientHello for the server's stream.
-func (a *Assembler) ServerHello() ([]byte, bool) { return a.message(handshakeServerHello) }
+func (a *Assembler) ServerHello() ([]byte, bool) {
+	_, msg, _ := a.lastMessage(handshakeServerHello, a.limit())
+	return msg, msg != nil
+}
+
+func (a *Assembler) limit() int {
+	if a.Limit <= 0 {
+		return DefaultLimit
+	}
+	return a.Limit
+}

@@ -1,0 +1,298 @@
+package quic
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// corpusDir is /work/shared/corpus seen from this package's directory.
+const corpusDir = "../../../shared/corpus"
+
+func requireCorpus(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(corpusDir, "EXPECTED.tsv")); err != nil {
+		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
+			t.Fatalf("shared corpus missing: %v", err)
+		}
+		t.Skipf("shared corpus not found at %s: %v", corpusDir, err)
+	}
+}
+
+// helloRow is one ClientHello tshark found in a QUIC Initial.
+type helloRow struct {
+	file     string
+	frame    int
+	tuple    string
+	sni      string
+	versions []string // hex as tshark prints them, "0x00000001"
+	isolated bool     // from EXPECTED_ISOLATED.tsv: the frame alone holds it
+}
+
+func loadRows(t *testing.T) []helloRow {
+	t.Helper()
+	var rows []helloRow
+	for _, src := range []struct {
+		name     string
+		isolated bool
+	}{{"EXPECTED.tsv", false}, {"EXPECTED_ISOLATED.tsv", true}} {
+		raw, err := os.ReadFile(filepath.Join(corpusDir, src.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+		col := map[string]int{}
+		for i, h := range strings.Split(lines[0], "\t") {
+			col[h] = i
+		}
+		for _, line := range lines[1:] {
+			f := strings.Split(line, "\t")
+			if f[col["transport"]] != "quic" {
+				continue
+			}
+			frame, err := strconv.Atoi(f[col["frame"]])
+			if err != nil {
+				t.Fatalf("%s: frame %q: %v", src.name, f[col["frame"]], err)
+			}
+			rows = append(rows, helloRow{
+				file:     f[col["file"]],
+				frame:    frame,
+				tuple:    fmt.Sprintf("%s:%s>%s:%s", f[col["src_ip"]], f[col["src_port"]], f[col["dst_ip"]], f[col["dst_port"]]),
+				sni:      f[col["sni"]],
+				versions: strings.Split(f[col["quic_version"]], ","),
+				isolated: src.isolated,
+			})
+		}
+	}
+	return rows
+}
+
+// datagram is one UDP payload of a capture, with tshark's 1-based number.
+type datagram struct {
+	frame   int
+	tuple   string
+	payload []byte
+}
+
+type packetReader interface {
+	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// readDatagrams returns the UDP payloads of a pcap or pcapng file, with
+// the innermost addresses and ports, as tshark reports them.
+func readDatagrams(t *testing.T, path string) []datagram {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	magic, err := br.Peek(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r packetReader
+	linkType := func() layers.LinkType { return 0 }
+	if string(magic) == "\x0a\x0d\x0d\x0a" {
+		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, linkType = ng, ng.LinkType
+	} else {
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, linkType = pr, pr.LinkType
+	}
+	var out []datagram
+	for frame := 1; ; frame++ {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read %s frame %d: %v", path, frame, err)
+		}
+		lt := linkType()
+		if ng, ok := r.(*pcapgo.NgReader); ok && ci.InterfaceIndex >= 0 {
+			if iface, err := ng.Interface(ci.InterfaceIndex); err == nil {
+				lt = iface.LinkType
+			}
+		}
+		pkt := gopacket.NewPacket(data, lt, gopacket.NoCopy)
+		var src, dst string
+		var udp *layers.UDP
+		for _, l := range pkt.Layers() {
+			switch l := l.(type) {
+			case *layers.IPv4:
+				src, dst = l.SrcIP.String(), l.DstIP.String()
+			case *layers.IPv6:
+				src, dst = l.SrcIP.String(), l.DstIP.String()
+			case *layers.UDP:
+				udp = l
+			}
+		}
+		if udp == nil {
+			continue
+		}
+		out = append(out, datagram{
+			frame:   frame,
+			tuple:   fmt.Sprintf("%s:%d>%s:%d", src, udp.SrcPort, dst, udp.DstPort),
+			payload: udp.Payload,
+		})
+	}
+}
+
+// helloAt is what the per-connection assembly knows after one frame.
+type helloAt struct {
+	version  uint32
+	hello    []byte // nil until a ClientHello is complete
+	complete int    // frame at which the latest ClientHello became complete
+}
+
+// assembleFile feeds every client datagram of a capture, in capture
+// order, to one Flow per 5-tuple, and records the state after each frame
+// that carried an Initial.
+func assembleFile(datagrams []datagram) map[int]helloAt {
+	type conn struct {
+		f        Flow
+		key      string
+		complete int
+		helloOff int
+	}
+	conns := map[string]*conn{}
+	states := map[int]helloAt{}
+	var d Decoder
+	for _, dg := range datagrams {
+		c := conns[dg.tuple]
+		if c == nil {
+			c = &conn{}
+			conns[dg.tuple] = c
+		}
+		in, err := c.f.Add(&d, dg.payload)
+		if errors.Is(err, ErrCryptoLimit) || err != nil && in.Packets == 0 {
+			continue
+		}
+		if key := string(c.f.KeyDCID()); key != c.key {
+			c.key, c.complete, c.helloOff = key, 0, -1
+		}
+		off, hello, _ := c.f.lastMessage(handshakeClientHello, DefaultLimit)
+		ok := hello != nil
+		if ok && off != c.helloOff {
+			c.complete, c.helloOff = dg.frame, off
+		}
+		st := helloAt{version: in.Version, complete: c.complete}
+		if ok {
+			st.hello = hello
+		}
+		states[dg.frame] = st
+	}
+	return states
+}
+
+// TestCorpusClientHellos checks every QUIC ClientHello tshark found in the
+// shared corpus: the connection's Initials up to that frame, decrypted and
+// reassembled, hold a complete ClientHello with tshark's SNI and version.
+// For the whole-file rows the ClientHello must also become complete at
+// exactly tshark's frame; for the isolated rows the frame must hold it on
+// its own.
+func TestCorpusClientHellos(t *testing.T) {
+	requireCorpus(t)
+	rows := loadRows(t)
+	byFile := map[string][]helloRow{}
+	var files []string
+	for _, r := range rows {
+		if byFile[r.file] == nil {
+			files = append(files, r.file)
+		}
+		byFile[r.file] = append(byFile[r.file], r)
+	}
+	passed := 0
+	for _, file := range files {
+		t.Run(file, func(t *testing.T) {
+			datagrams := readDatagrams(t, filepath.Join(corpusDir, file))
+			byFrame := map[int]datagram{}
+			for _, dg := range datagrams {
+				byFrame[dg.frame] = dg
+			}
+			states := assembleFile(datagrams)
+			for _, row := range byFile[file] {
+				if err := checkRow(row, byFrame, states); err != nil {
+					t.Errorf("frame %d (%s, isolated=%v): %v", row.frame, row.tuple, row.isolated, err)
+					continue
+				}
+				passed++
+			}
+		})
+	}
+	t.Logf("%d of %d QUIC ClientHello rows pass", passed, len(rows))
+}
+
+func checkRow(row helloRow, byFrame map[int]datagram, states map[int]helloAt) error {
+	dg, ok := byFrame[row.frame]
+	if !ok {
+		return errors.New("frame has no UDP datagram")
+	}
+	if dg.tuple != row.tuple {
+		return fmt.Errorf("frame tuple %s, tshark says %s", dg.tuple, row.tuple)
+	}
+	st, ok := states[row.frame]
+	if !ok {
+		_, err := ParseInitial(dg.payload)
+		return fmt.Errorf("no client Initial decoded: %v", err)
+	}
+	if !versionListed(st.version, row.versions) {
+		return fmt.Errorf("version %#08x, tshark says %v", st.version, row.versions)
+	}
+	hello := st.hello
+	if row.isolated {
+		in, err := ParseInitial(dg.payload)
+		if err != nil {
+			return err
+		}
+		var a Assembler
+		if err := a.AddInitial(&in); err != nil {
+			return err
+		}
+		if hello, ok = a.ClientHello(); !ok {
+			return errors.New("frame alone holds no complete ClientHello")
+		}
+	} else if st.complete != row.frame {
+		return fmt.Errorf("ClientHello complete at frame %d, tshark says %d", st.complete, row.frame)
+	}
+	if hello == nil {
+		return errors.New("no complete ClientHello")
+	}
+	sni, err := sniOf(hello)
+	switch {
+	case row.sni == "" && errors.Is(err, errNoSNI):
+		return nil
+	case err != nil:
+		return fmt.Errorf("parse ClientHello: %v", err)
+	case sni != row.sni:
+		return fmt.Errorf("sni %q, tshark says %q", sni, row.sni)
+	}
+	return nil
+}
+
+func versionListed(v uint32, listed []string) bool {
+	for _, s := range listed {
+		if s == fmt.Sprintf("0x%08x", v) {
+			return true
+		}
+	}
+	return false
+}
