@@ -1,0 +1,114 @@
+package flow
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// Key is the canonical bidirectional identity of a flow: both endpoints
+// ordered so that the two directions of one flow produce the same Key.
+// Addresses are held in 16-byte form (IPv4 as IPv4-mapped IPv6).
+type Key struct {
+	LoAddr, HiAddr [16]byte
+	LoPort, HiPort uint16
+	Proto          uint8
+}
+
+// KeyOf returns the flow key of p. ICMP errors (p.Quoted set) key to the
+// flow they quote; IP later-fragments carry no ports and key to the address
+// pair alone. ok is false when p has no usable addresses.
+func KeyOf(p *schemas.PacketMeta) (k Key, ok bool) {
+	if isICMPError(p) {
+		q := &p.Quoted
+		return makeKey(q.Src, q.Dst, q.SrcPort, q.DstPort, q.Proto)
+	}
+	if p.Frag == schemas.FragLater {
+		return makeKey(p.Src, p.Dst, 0, 0, p.Proto)
+	}
+	return makeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
+}
+
+func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
+	if !src.IsValid() || !dst.IsValid() {
+		return k, false
+	}
+	a, b := src.As16(), dst.As16()
+	c := bytes.Compare(a[:], b[:])
+	if c < 0 || (c == 0 && sp <= dp) {
+		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = a, b, sp, dp
+	} else {
+		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = b, a, dp, sp
+	}
+	k.Proto = proto
+	return k, true
+}
+
+// Hash is a 64-bit hash of the key. Both directions of a flow have the same
+// key and therefore the same hash, so callers can shard flows across
+// goroutines (hash % n) and transports can partition by it.
+func (k *Key) Hash() uint64 {
+	h := mix(binary.LittleEndian.Uint64(k.LoAddr[:8]), 0x9e3779b97f4a7c15)
+	h = mix(binary.LittleEndian.Uint64(k.LoAddr[8:]), h)
+	h = mix(binary.LittleEndian.Uint64(k.HiAddr[:8]), h)
+	h = mix(binary.LittleEndian.Uint64(k.HiAddr[8:]), h)
+	h = mix(uint64(k.LoPort)|uint64(k.HiPort)<<16|uint64(k.Proto)<<32, h)
+	return fmix(h)
+}
+
+// AddrHash hashes only the address pair. Sharding by AddrHash keeps IP
+// later-fragments (which have no ports) and every flow between two hosts in
+// one shard, so the table can attribute fragments to their flow.
+func (k *Key) AddrHash() uint64 {
+	h := mix(binary.LittleEndian.Uint64(k.LoAddr[:8]), 0x9e3779b97f4a7c15)
+	h = mix(binary.LittleEndian.Uint64(k.LoAddr[8:]), h)
+	h = mix(binary.LittleEndian.Uint64(k.HiAddr[:8]), h)
+	h = mix(binary.LittleEndian.Uint64(k.HiAddr[8:]), h)
+	return fmix(h)
+}
+
+func mix(v, h uint64) uint64 {
+	hi, lo := bits.Mul64(v^h, 0xbf58476d1ce4e5b9)
+	return hi ^ lo ^ h>>7
+}
+
+// fmix is MurmurHash3's 64-bit finaliser: every input bit affects every
+// output bit, so hash%n spreads well for any n.
+func fmix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// flowID renders a Zeek-style uid ("C" + base62 of 96 bits) from the
+// canonical key and the start time, so one capture always yields the same
+// identifiers.
+func flowID(k *Key, startNs int64) string {
+	h1 := mix(uint64(startNs), k.Hash())
+	h1 = fmix(h1)
+	h2 := fmix(mix(h1, uint64(startNs)^0x94d049bb133111eb))
+	var buf [24]byte
+	buf[0] = 'C'
+	n := 1
+	// 64 bits from h1, 32 from h2: Zeek uids carry 96 bits.
+	for _, part := range [2]struct {
+		v      uint64
+		digits int
+	}{{h1, 11}, {h2 & 0xffffffff, 6}} {
+		v := part.v
+		for i := 0; i < part.digits; i++ {
+			buf[n] = base62[v%62]
+			v /= 62
+			n++
+		}
+	}
+	return string(buf[:n])
+}

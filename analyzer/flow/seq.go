@@ -1,0 +1,241 @@
+package flow
+
+func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
+func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
+func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
+func seqMax(a, b uint32) uint32 {
+	if seqGT(a, b) {
+		return a
+	}
+	return b
+}
+
+type seqRange struct{ lo, hi uint32 }
+
+// maxHoles bounds the ranges a seqTracker remembers above a hole; a segment
+// that would need more is not remembered (its later copy then looks new).
+const maxHoles = 4
+
+// seqTracker follows one direction's sequence space to classify data
+// segments as new, retransmitted or hole-filling.
+type seqTracker struct {
+	init     bool
+	nxt, max uint32
+	n        uint8
+	r        [maxHoles]seqRange // received above nxt: sorted, disjoint
+}
+
+type segKind uint8
+
+const (
+	segNew     segKind = iota // extends the highest seq seen
+	segRetrans                // entirely below max, every byte seen before
+	segFill                   // entirely below max, fills (part of) a hole
+)
+
+// start anchors the tracker at the first byte of the stream (ISN+1).
+func (t *seqTracker) start(seq uint32) {
+	t.init, t.nxt, t.max, t.n = true, seq, seq, 0
+}
+
+func (t *seqTracker) add(s, e uint32) segKind {
+	if !t.init {
+		t.start(s)
+	}
+	if seqLEQ(e, t.nxt) {
+		return segRetrans
+	}
+	if seqGT(e, t.max) {
+		t.insert(s, e)
+		t.max = e
+		return segNew
+	}
+	lo := seqMax(s, t.nxt)
+	for i := uint8(0); i < t.n; i++ {
+		if seqLEQ(t.r[i].lo, lo) && seqLEQ(e, t.r[i].hi) {
+			return segRetrans
+		}
+	}
+	t.insert(s, e)
+	return segFill
+}
+
+func (t *seqTracker) insert(s, e uint32) {
+	if seqLT(s, t.nxt) {
+		s = t.nxt
+	}
+	if s == t.nxt {
+		t.nxt = e
+		// Absorb ranges now reachable.
+		k := uint8(0)
+		for k < t.n && seqLEQ(t.r[k].lo, t.nxt) {
+			t.nxt = seqMax(t.nxt, t.r[k].hi)
+			k++
+		}
+		copy(t.r[:], t.r[k:t.n])
+		t.n -= k
+		return
+	}
+	// Merge [s,e) into the sorted range list.
+	var out [maxHoles + 1]seqRange
+	m := 0
+	placed := false
+	for i := uint8(0); i < t.n; i++ {
+		r := t.r[i]
+		switch {
+		case seqLT(r.hi, s):
+			out[m] = r
+			m++
+		case seqLT(e, r.lo):
+			if !placed {
+				out[m] = seqRange{s, e}
+				m++
+				placed = true
+			}
+			out[m] = r
+			m++
+		default: // overlaps or touches: widen the new range
+			if seqLT(r.lo, s) {
+				s = r.lo
+			}
+			if seqGT(r.hi, e) {
+				e = r.hi
+			}
+		}
+	}
+	if !placed {
+		out[m] = seqRange{s, e}
+		m++
+	}
+	if m > maxHoles {
+		return
+	}
+	copy(t.r[:], out[:m])
+	t.n = uint8(m)
+}
+
+type span struct{ lo, hi int }
+
+const maxStreamRanges = 16
+
+// buffer holds one direction's collected payload: a TCP stream prefix or
+// the first UDP datagrams. Buffers are recycled through the table's free
+// list.
+type buffer struct {
+	data []byte
+	// TCP reassembly: byte ranges held, relative to base, sorted and merged.
+	base  uint32
+	based bool
+	n     uint8
+	r     [maxStreamRanges]span
+	// UDP.
+	ndgram int
+	used   int
+	views  [maxDatagrams][]byte
+}
+
+func (b *buffer) reset() {
+	b.based, b.n, b.ndgram, b.used = false, 0, 0, 0
+	clear(b.views[:])
+}
+
+func (b *buffer) contiguous() []byte {
+	if b.n == 0 || b.r[0].lo != 0 {
+		return nil
+	}
+	return b.data[:b.r[0].hi]
+}
+
+// addTCP places payload at seq, keeping bytes already held (first copy
+// wins). It reports false when the segment had to be dropped.
+func (b *buffer) addTCP(seq uint32, payload []byte, limit int) bool {
+	off := int64(int32(seq - b.base))
+	if off < 0 {
+		if -off >= int64(len(payload)) {
+			return true
+		}
+		payload = payload[-off:]
+		off = 0
+	}
+	if off >= int64(limit) || len(payload) == 0 {
+		return true
+	}
+	lo := int(off)
+	hi := min(lo+len(payload), limit)
+	// Refuse before writing when the range list is full and the segment
+	// touches none of them.
+	if int(b.n) == maxStreamRanges && !b.touches(lo, hi) {
+		return false
+	}
+	cur := lo
+	for i := uint8(0); i < b.n && cur < hi; i++ {
+		r := b.r[i]
+		if r.hi <= cur || r.lo >= hi {
+			if r.lo >= hi {
+				break
+			}
+			continue
+		}
+		if r.lo > cur {
+			copy(b.data[cur:r.lo], payload[cur-lo:])
+		}
+		cur = max(cur, r.hi)
+	}
+	if cur < hi {
+		copy(b.data[cur:hi], payload[cur-lo:])
+	}
+	b.merge(lo, hi)
+	return true
+}
+
+func (b *buffer) touches(lo, hi int) bool {
+	for i := uint8(0); i < b.n; i++ {
+		if b.r[i].lo <= hi && lo <= b.r[i].hi {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *buffer) merge(lo, hi int) {
+	var out [maxStreamRanges + 1]span
+	m := 0
+	placed := false
+	for i := uint8(0); i < b.n; i++ {
+		r := b.r[i]
+		switch {
+		case r.hi < lo:
+			out[m] = r
+			m++
+		case hi < r.lo:
+			if !placed {
+				out[m] = span{lo, hi}
+				m++
+				placed = true
+			}
+			out[m] = r
+			m++
+		default:
+			lo, hi = min(lo, r.lo), max(hi, r.hi)
+		}
+	}
+	if !placed {
+		out[m] = span{lo, hi}
+		m++
+	}
+	copy(b.r[:], out[:m])
+	b.n = uint8(m)
+}
+
+// addDatagram keeps a datagram's payload while count and space allow; the
+// last kept datagram may be truncated to the space left.
+func (b *buffer) addDatagram(payload []byte, maxN, limit int) {
+	if b.ndgram >= maxN || b.used >= limit {
+		return
+	}
+	n := min(len(payload), limit-b.used)
+	copy(b.data[b.used:], payload[:n])
+	b.views[b.ndgram] = b.data[b.used : b.used+n : b.used+n]
+	b.used += n
+	b.ndgram++
+}

@@ -1,0 +1,548 @@
+package flow
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// Timeout classes: flows in one class share a timeout, so each class's
+// LRU list is also ordered by deadline and expiry pops from its tail.
+const (
+	clsTCPAttempt uint8 = iota
+	clsTCP
+	clsTCPClosed
+	clsUDP
+	clsICMP
+	nClasses
+)
+
+const (
+	chunkShift = 8
+	chunkSize  = 1 << chunkShift
+	fragSlots  = 4096
+	sweepNs    = int64(time.Second)
+)
+
+type slot struct {
+	hash uint64
+	idx  int32 // state index + 1; 0 is empty
+}
+
+type fragEntry struct {
+	key uint64
+	idx int32
+	gen uint32
+}
+
+type lru struct{ head, tail int32 }
+
+// Table is a bidirectional flow table. It is not safe for concurrent use:
+// shard flows across goroutines with Key.Hash (or Key.AddrHash) and give
+// each goroutine its own Table.
+type Table struct {
+	cfg     Config
+	timeout [nClasses]int64
+	server  [1024]uint64 // bitmap of likely server ports
+	chunks  [][chunkSize]State
+	free    []int32
+	slots   []slot
+	mask    uint64
+	count   int
+	lists   [nClasses]lru
+	frag    []fragEntry
+	bufs    []*buffer
+	bufSize int
+	sweepAt int64
+	lastTs  int64
+	stats   Stats
+}
+
+// New returns an empty table.
+func New(cfg Config) *Table {
+	cfg = cfg.withDefaults()
+	t := &Table{cfg: cfg}
+	t.timeout = [nClasses]int64{
+		clsTCPAttempt: int64(cfg.TCPAttemptTimeout),
+		clsTCP:        int64(cfg.TCPTimeout),
+		clsTCPClosed:  int64(cfg.TCPClosedLinger),
+		clsUDP:        int64(cfg.UDPTimeout),
+		clsICMP:       int64(cfg.ICMPTimeout),
+	}
+	for _, p := range cfg.ServerPorts {
+		t.server[p>>6] |= 1 << (p & 63)
+	}
+	for i := range t.lists {
+		t.lists[i] = lru{-1, -1}
+	}
+	t.slots = make([]slot, 1024)
+	t.mask = uint64(len(t.slots) - 1)
+	t.frag = make([]fragEntry, fragSlots)
+	t.bufSize = max(cfg.StreamBytes, cfg.DatagramBytes)
+	return t
+}
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	s := t.stats
+	s.Active = t.count
+	s.Evicted = s.Ended[EndEvicted]
+	return s
+}
+
+// Len is the number of live flows.
+func (t *Table) Len() int { return t.count }
+
+func (t *Table) state(i int32) *State { return &t.chunks[i>>chunkShift][i&(chunkSize-1)] }
+
+func (t *Table) likelyServer(port uint16) bool { return t.server[port>>6]&(1<<(port&63)) != 0 }
+
+// Update accounts packet p to its flow, creating the flow if needed, and
+// returns the flow, the packet's direction and whether the flow is new.
+// It returns a nil State for packets it does not hand to the caller: IP
+// later-fragments (counted on their flow when the first fragment was seen,
+// otherwise in Stats) and packets without usable addresses. ICMP errors
+// return the flow they quote, with the direction the error travels.
+//
+// Update expires idle flows as packet time passes whole seconds, calling
+// OnEnd from inside Update; a reused 4-tuple or a full table also ends a
+// flow there.
+func (t *Table) Update(p *schemas.PacketMeta) (*State, Dir, bool) {
+	t.stats.Packets++
+	ts := p.TimestampNs
+	if ts > t.lastTs {
+		t.lastTs = ts
+	}
+	if ts >= t.sweepAt {
+		t.Advance(ts)
+	}
+	if p.Frag == schemas.FragLater {
+		t.fragLater(p)
+		return nil, 0, false
+	}
+	k, ok := KeyOf(p)
+	if !ok {
+		t.stats.Invalid++
+		return nil, 0, false
+	}
+	h := k.Hash()
+	icmpErr := isICMPError(p)
+	var st *State
+	if i := t.lookup(&k, h); i >= 0 {
+		st = t.state(i)
+		switch {
+		case ts-st.LastNs > t.timeout[st.cls]:
+			t.end(st, t.expiryReason(st))
+			st = nil
+		case !icmpErr && p.Proto == schemas.ProtoTCP && st.isReuse(p):
+			t.stats.Reused++
+			r := EndReuse
+			if st.cls == clsTCPClosed {
+				r = st.reason
+			}
+			t.end(st, r)
+			st = nil
+		}
+	}
+	isNew := false
+	if st == nil {
+		st = t.create(&k, h, p, icmpErr)
+		isNew = true
+	}
+	var d Dir
+	if icmpErr {
+		d = st.icmpError(p)
+		t.stats.ICMPErrors++
+	} else {
+		d = st.packet(p, t)
+		if p.Frag == schemas.FragFirst {
+			t.fragRemember(p, st)
+		}
+	}
+	t.touch(st, ts)
+	return st, d, isNew
+}
+
+func (t *Table) expiryReason(st *State) EndReason {
+	if st.cls == clsTCPClosed {
+		return st.reason
+	}
+	return EndIdle
+}
+
+// Advance expires flows idle longer than their timeout at packet time now.
+// Update calls it as packet time passes whole seconds; call it directly
+// when time moves without packets (an idle partition).
+func (t *Table) Advance(nowNs int64) {
+	t.sweepAt = nowNs + sweepNs
+	for c := uint8(0); c < nClasses; c++ {
+		for {
+			i := t.lists[c].tail
+			if i < 0 {
+				break
+			}
+			st := t.state(i)
+			if nowNs-st.LastNs <= t.timeout[c] {
+				break
+			}
+			t.end(st, t.expiryReason(st))
+		}
+	}
+}
+
+// FlushAll ends every flow (end of input): closed flows with their close
+// reason, the rest with EndEOF.
+func (t *Table) FlushAll() {
+	for c := uint8(0); c < nClasses; c++ {
+		for t.lists[c].tail >= 0 {
+			st := t.state(t.lists[c].tail)
+			r := EndEOF
+			if c == clsTCPClosed {
+				r = st.reason
+			}
+			t.end(st, r)
+		}
+	}
+}
+
+func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *State {
+	if t.count >= t.cfg.MaxFlows {
+		t.evict()
+	}
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		n := int32(len(t.chunks)) * chunkSize
+		t.chunks = append(t.chunks, [chunkSize]State{})
+		for j := n + chunkSize - 1; j > n; j-- {
+			t.free = append(t.free, j)
+		}
+		i = n
+	}
+	st := t.state(i)
+	gen := st.gen + 1
+	*st = State{}
+	st.idx, st.gen, st.hash, st.live = i, gen, h, true
+	st.prev, st.next = -1, -1
+	st.Key = *k
+	st.z[0].reset()
+	st.z[1].reset()
+	st.StartNs, st.LastNs = p.TimestampNs, p.TimestampNs
+	st.IPVersion = p.IPVersion
+	if icmpErr {
+		st.Proto = p.Quoted.Proto
+		st.setClient(p.Quoted.Src, p.Quoted.SrcPort, p.Quoted.Dst, p.Quoted.DstPort)
+	} else {
+		st.Proto = p.Proto
+		st.setClient(p.Src, p.SrcPort, p.Dst, p.DstPort)
+		if t.flipAtStart(p) {
+			st.flipRoles()
+		}
+	}
+	st.cls = st.class()
+	t.insert(i, h)
+	t.linkHead(st)
+	t.count++
+	t.stats.Flows++
+	return st
+}
+
+// setClient makes (src, sp) the client.
+func (s *State) setClient(src netip.Addr, sp uint16, dst netip.Addr, dp uint16) {
+	if s.IPVersion == 4 {
+		src, dst = src.Unmap(), dst.Unmap()
+	}
+	s.Client = netip.AddrPortFrom(src, sp)
+	s.Server = netip.AddrPortFrom(dst, dp)
+	a := src.As16()
+	if a == s.Key.LoAddr && sp == s.Key.LoPort {
+		s.cside = 0
+	} else {
+		s.cside = 1
+	}
+}
+
+// flipAtStart decides whether the first packet's sender is the server.
+// TCP follows Zeek's TCPAnalyzer::WantConnection for likely server ports;
+// beyond Zeek, a first SYN-ACK always marks its sender as the server and a
+// midstream packet between two unlisted ports takes the lower port as the
+// server. UDP flips when only the sender's port is a likely server port.
+// ICMP: an echo reply's sender is the server.
+func (t *Table) flipAtStart(p *schemas.PacketMeta) bool {
+	sp, dp := p.SrcPort, p.DstPort
+	switch p.Proto {
+	case schemas.ProtoTCP:
+		f := p.TCPFlags
+		if f&schemas.TCPSyn != 0 && f&schemas.TCPAck == 0 {
+			return false
+		}
+		synAck := f&schemas.TCPSyn != 0
+		ls, ld := t.likelyServer(sp), t.likelyServer(dp)
+		switch {
+		case ls && ld:
+			return !synAck && sp < dp
+		case ls:
+			return true
+		case ld:
+			return false
+		case synAck:
+			return true
+		}
+		return sp < dp
+	case schemas.ProtoUDP:
+		return t.likelyServer(sp) && !t.likelyServer(dp)
+	case schemas.ProtoICMP:
+		return p.ICMPType == 0
+	case schemas.ProtoICMPv6:
+		return p.ICMPType == 129
+	}
+	return false
+}
+
+func (s *State) class() uint8 {
+	switch s.Proto {
+	case schemas.ProtoTCP:
+		o, r := &s.z[s.cside], &s.z[s.cside^1]
+		switch {
+		case (o.didClose && r.didClose) || o.state == tcpReset || r.state == tcpReset:
+			return clsTCPClosed
+		case r.state == tcpInactive && o.state != tcpPartial:
+			return clsTCPAttempt
+		}
+		return clsTCP
+	case schemas.ProtoICMP, schemas.ProtoICMPv6:
+		return clsICMP
+	}
+	return clsUDP
+}
+
+func (t *Table) touch(st *State, ts int64) {
+	if ts > st.LastNs {
+		st.LastNs = ts
+	}
+	c := st.class()
+	if c == clsTCPClosed && st.cls != clsTCPClosed {
+		st.reason = EndFIN
+		if st.z[0].state == tcpReset || st.z[1].state == tcpReset {
+			st.reason = EndRST
+		}
+	}
+	if st.prev == -1 && t.lists[st.cls].head == st.idx && c == st.cls {
+		return
+	}
+	t.unlink(st)
+	st.cls = c
+	t.linkHead(st)
+}
+
+func (t *Table) linkHead(st *State) {
+	l := &t.lists[st.cls]
+	st.prev, st.next = -1, l.head
+	if l.head >= 0 {
+		t.state(l.head).prev = st.idx
+	} else {
+		l.tail = st.idx
+	}
+	l.head = st.idx
+}
+
+func (t *Table) unlink(st *State) {
+	l := &t.lists[st.cls]
+	if st.prev >= 0 {
+		t.state(st.prev).next = st.next
+	} else {
+		l.head = st.next
+	}
+	if st.next >= 0 {
+		t.state(st.next).prev = st.prev
+	} else {
+		l.tail = st.prev
+	}
+	st.prev, st.next = -1, -1
+}
+
+// evict ends the least recently active flow: the oldest of the class tails.
+func (t *Table) evict() {
+	var victim *State
+	for c := range t.lists {
+		if i := t.lists[c].tail; i >= 0 {
+			if st := t.state(i); victim == nil || st.LastNs < victim.LastNs {
+				victim = st
+			}
+		}
+	}
+	if victim != nil {
+		t.end(victim, EndEvicted)
+	}
+}
+
+func (t *Table) end(st *State, r EndReason) {
+	st.reason = r
+	t.stats.Ended[r]++
+	if t.cfg.OnEnd != nil {
+		t.cfg.OnEnd(st, r)
+	}
+	t.unlink(st)
+	t.remove(st.idx, st.hash)
+	for d := range st.buf {
+		t.release(st, Dir(d))
+	}
+	st.live = false
+	st.gen++
+	t.free = append(t.free, st.idx)
+	t.count--
+}
+
+// Open addressing with linear probing and backward-shift deletion: no
+// tombstones, so steady-state churn never grows or rehashes the index.
+
+func (t *Table) lookup(k *Key, h uint64) int32 {
+	for j := h & t.mask; ; j = (j + 1) & t.mask {
+		s := t.slots[j]
+		if s.idx == 0 {
+			return -1
+		}
+		if s.hash == h {
+			if st := t.state(s.idx - 1); st.Key == *k {
+				return s.idx - 1
+			}
+		}
+	}
+}
+
+func (t *Table) insert(i int32, h uint64) {
+	if (t.count+1)*2 > len(t.slots) {
+		t.grow()
+	}
+	j := h & t.mask
+	for t.slots[j].idx != 0 {
+		j = (j + 1) & t.mask
+	}
+	t.slots[j] = slot{h, i + 1}
+}
+
+func (t *Table) grow() {
+	old := t.slots
+	t.slots = make([]slot, len(old)*2)
+	t.mask = uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s.idx != 0 {
+			j := s.hash & t.mask
+			for t.slots[j].idx != 0 {
+				j = (j + 1) & t.mask
+			}
+			t.slots[j] = s
+		}
+	}
+}
+
+func (t *Table) remove(i int32, h uint64) {
+	j := h & t.mask
+	for t.slots[j].idx != i+1 {
+		j = (j + 1) & t.mask
+	}
+	for {
+		t.slots[j] = slot{}
+		k := j
+		for {
+			k = (k + 1) & t.mask
+			s := t.slots[k]
+			if s.idx == 0 {
+				return
+			}
+			home := s.hash & t.mask
+			// Move s back into the hole unless its home lies cyclically
+			// in (j, k].
+			if (j < k && (home <= j || home > k)) || (j > k && home <= j && home > k) {
+				t.slots[j] = s
+				j = k
+				break
+			}
+		}
+	}
+}
+
+// Buffers.
+
+func (t *Table) acquire(st *State, d Dir) *buffer {
+	if b := st.buf[d]; b != nil {
+		return b
+	}
+	if st.stopped[d] || t.bufSize == 0 {
+		return nil
+	}
+	var b *buffer
+	if n := len(t.bufs); n > 0 {
+		b = t.bufs[n-1]
+		t.bufs = t.bufs[:n-1]
+	} else {
+		b = &buffer{data: make([]byte, t.bufSize)}
+	}
+	b.reset()
+	st.buf[d] = b
+	return b
+}
+
+func (t *Table) release(st *State, d Dir) {
+	if b := st.buf[d]; b != nil {
+		st.buf[d] = nil
+		t.bufs = append(t.bufs, b)
+	}
+}
+
+// Fragments: a direct-mapped cache from (addresses, protocol, IP ID) to
+// the flow of the first fragment. A collision or a first fragment never
+// seen leaves the later fragment unattributed (counted in Stats only).
+
+func fragKey(p *schemas.PacketMeta) uint64 {
+	a, b := p.Src.As16(), p.Dst.As16()
+	h := mix(uint64(p.IPID)|uint64(p.Proto)<<32, 0x2545f4914f6cdd1d)
+	for _, x := range [2][16]byte{a, b} {
+		h = mix(uint64(x[0])|uint64(x[1])<<8|uint64(x[2])<<16|uint64(x[3])<<24|
+			uint64(x[4])<<32|uint64(x[5])<<40|uint64(x[6])<<48|uint64(x[7])<<56, h)
+		h = mix(uint64(x[8])|uint64(x[9])<<8|uint64(x[10])<<16|uint64(x[11])<<24|
+			uint64(x[12])<<32|uint64(x[13])<<40|uint64(x[14])<<48|uint64(x[15])<<56, h)
+	}
+	return fmix(h) | 1
+}
+
+func (t *Table) fragRemember(p *schemas.PacketMeta, st *State) {
+	k := fragKey(p)
+	t.frag[k&(fragSlots-1)] = fragEntry{k, st.idx, st.gen}
+}
+
+func (t *Table) fragLater(p *schemas.PacketMeta) {
+	t.stats.FragLater++
+	if !p.Src.IsValid() || !p.Dst.IsValid() {
+		return
+	}
+	k := fragKey(p)
+	e := t.frag[k&(fragSlots-1)]
+	if e.key != k || e.idx < 0 || int(e.idx) >= len(t.chunks)*chunkSize {
+		return
+	}
+	st := t.state(e.idx)
+	if !st.live || st.gen != e.gen {
+		return
+	}
+	a := p.Src.As16()
+	d := FromServer
+	if bytes.Equal(a[:], st.addrOf(st.cside)) {
+		d = FromClient
+	}
+	ds := &st.Dir[d]
+	ds.IPBytes += uint64(p.IPLen)
+	ds.Payload += uint64(p.PayloadLen)
+	t.stats.FragAttributed++
+}
+
+func (s *State) addrOf(side uint8) []byte {
+	if side == 0 {
+		return s.Key.LoAddr[:]
+	}
+	return s.Key.HiAddr[:]
+}
