@@ -238,7 +238,8 @@ func (d *Decoder) keys(v uint32, ver *version, salt *[20]byte, side Side, dcid [
 	if err != nil {
 		return nil, err
 	}
-	*c = cachedKeys{version: v, salt: salt, dcidLen: copy(c.dcid[:], dcid), keys: k}
+	*c = cachedKeys{version: v, salt: salt, keys: k}
+	c.dcidLen = copy(c.dcid[:], dcid)
 	return k, nil
 }
 
