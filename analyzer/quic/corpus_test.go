@@ -296,3 +296,33 @@ func versionListed(v uint32, listed []string) bool {
 	}
 	return false
 }
+
+// Server Initials decrypt with the server keys of the client's key DCID.
+// tshark shows a ServerHello (the first a HelloRetryRequest) in frames 4
+// and 6 of ndpi/quic-29.pcap.
+func TestCorpusServerHello(t *testing.T) {
+	requireCorpus(t)
+	datagrams := readDatagrams(t, filepath.Join(corpusDir, "ndpi/quic-29.pcap"))
+	const client = "10.9.0.1:36588>10.9.0.2:443"
+	var f Flow
+	var d Decoder
+	found := map[int]bool{}
+	for _, dg := range datagrams {
+		if dg.tuple == client {
+			f.Add(&d, dg.payload) // later datagrams hold no Initial
+			continue
+		}
+		in, err := d.Decode(dg.payload, Server, f.KeyDCID())
+		if err != nil {
+			continue
+		}
+		var a Assembler
+		if err := a.AddInitial(&in); err != nil {
+			t.Fatal(err)
+		}
+		_, found[dg.frame] = a.ServerHello()
+	}
+	if !found[4] || !found[6] {
+		t.Errorf("ServerHello found in frames %v, want 4 and 6", found)
+	}
+}
