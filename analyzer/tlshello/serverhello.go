@@ -6,6 +6,12 @@ import (
 	"strconv"
 )
 
+const (
+	recordTypeAlert = 0x15
+	alertRecordLen  = recordHeaderLen + 2
+	alertWarning    = 1
+)
+
 // helloRetryRandom is the ServerHello.random of a TLS 1.3
 // HelloRetryRequest (RFC 8446 section 4.1.3).
 var helloRetryRandom = []byte{
@@ -46,13 +52,24 @@ func (s *ServerHello) Version() uint16 {
 }
 
 // ParseServerHello parses the start of a server-to-client TLS byte stream:
-// the ServerHello and, when the server chose TLS 1.2 or older, the leaf
+// warning alerts, then the ServerHello and, when the server chose TLS 1.2 or older, the leaf
 // certificate of the Certificate message that follows in the same flight,
 // across records and segments. Errors are those of ParseClientHello. On an
 // error matching ErrIncomplete the result still carries the ServerHello's
 // own fields when that message was complete (CipherSuite != 0 or
 // HelloRetryRequest), so a caller that stops waiting can keep them.
 func ParseServerHello(b []byte) (ServerHello, error) {
+	// Servers whose certificate does not match the SNI may send a warning
+	// alert (unrecognized_name) before the ServerHello.
+	for len(b) > 0 && b[0] == recordTypeAlert {
+		if len(b) < alertRecordLen {
+			return ServerHello{}, incomplete(alertRecordLen - len(b))
+		}
+		if b[1] != 3 || b[3] != 0 || b[4] != 2 || b[5] != alertWarning {
+			return ServerHello{}, ErrNotHandshake
+		}
+		b = b[alertRecordLen:]
+	}
 	if len(b) >= 6 && (!plausibleRecord(b) || b[5] != typeServerHello) {
 		return ServerHello{}, ErrNotHandshake
 	}
