@@ -9,12 +9,11 @@ import (
 // buf, so refilling it — which moves unread bytes to the front — is what
 // ends the validity of the previous frame.
 type input struct {
-	r   io.Reader
-	buf []byte
-	pos int   // first unread byte
-	end int   // one past the last buffered byte
-	off int64 // stream offset of buf[pos]
-	err error // first error from r, io.EOF at the end of the stream
+	r    io.Reader
+	buf  []byte
+	rest []byte // the buffered, unread part of buf
+	off  int64  // stream offset of rest[0]
+	err  error  // first error from r, io.EOF at the end of the stream
 }
 
 func newInput(r io.Reader, size int) input {
@@ -25,50 +24,47 @@ func newInput(r io.Reader, size int) input {
 // stream it returns io.EOF if no byte is left and io.ErrUnexpectedEOF if
 // fewer than n are; any other read error is returned as is.
 func (in *input) peek(n int) ([]byte, error) {
-	if in.end-in.pos >= n {
-		return in.buf[in.pos : in.pos+n], nil
+	if len(in.rest) < n {
+		if err := in.fill(n); err != nil {
+			return nil, err
+		}
 	}
-	return in.fill(n)
+	return in.rest[:n], nil
 }
 
-func (in *input) fill(n int) ([]byte, error) {
+func (in *input) fill(n int) error {
 	if n > len(in.buf) {
-		grown := make([]byte, n)
-		in.end = copy(grown, in.buf[in.pos:in.end])
-		in.buf = grown
-		in.pos = 0
-	} else if in.pos > 0 {
-		in.end = copy(in.buf, in.buf[in.pos:in.end])
-		in.pos = 0
+		in.buf = make([]byte, n)
 	}
-	for empty := 0; in.end < n && in.err == nil; {
+	have := copy(in.buf, in.rest)
+	for empty := 0; have < n && in.err == nil; {
 		var k int
-		k, in.err = in.r.Read(in.buf[in.end:])
-		in.end += k
+		k, in.err = in.r.Read(in.buf[have:])
+		have += k
 		if k > 0 {
 			empty = 0
 		} else if empty++; empty == 100 {
 			in.err = io.ErrNoProgress
 		}
 	}
-	if in.end >= n {
-		return in.buf[:n], nil
-	}
+	in.rest = in.buf[:have]
 	switch {
+	case have >= n:
+		return nil
 	case !errors.Is(in.err, io.EOF):
-		return nil, in.err
-	case in.end == 0:
-		return nil, io.EOF
+		return in.err
+	case have == 0:
+		return io.EOF
 	default:
-		return nil, io.ErrUnexpectedEOF
+		return io.ErrUnexpectedEOF
 	}
 }
 
-// buffered reports how many bytes are left in the stream's buffered part,
-// which is how far a truncated record reaches.
-func (in *input) buffered() int { return in.end - in.pos }
+// buffered reports how many unread bytes are buffered, which at the end of
+// the stream is how far a truncated record reaches.
+func (in *input) buffered() int { return len(in.rest) }
 
 func (in *input) discard(n int) {
-	in.pos += n
+	in.rest = in.rest[n:]
 	in.off += int64(n)
 }

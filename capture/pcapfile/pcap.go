@@ -44,10 +44,13 @@ func (r *Reader) openPcap() error {
 }
 
 func (r *Reader) nextPcap(f *capture.Frame) error {
-	h, err := r.in.peek(pcapRecordLen)
-	if err != nil {
-		return r.readFailed(err, pcapRecordLen)
+	// peek, open-coded: this is the per-frame path.
+	if len(r.in.rest) < pcapRecordLen {
+		if err := r.in.fill(pcapRecordLen); err != nil {
+			return r.readFailed(err, pcapRecordLen)
+		}
 	}
+	h := r.in.rest[:pcapRecordLen]
 	caplen, wirelen := r.u32(h[8:]), r.u32(h[12:])
 	if r.swapLens && caplen > wirelen {
 		caplen, wirelen = wirelen, caplen
@@ -56,10 +59,12 @@ func (r *Reader) nextPcap(f *capture.Frame) error {
 		return r.stop(ErrCorrupt, "captured length %d exceeds maximum %d", caplen, r.maxRec)
 	}
 	n := pcapRecordLen + int(caplen)
-	b, err := r.in.peek(n)
-	if err != nil {
-		return r.readFailed(err, n)
+	if len(r.in.rest) < n {
+		if err := r.in.fill(n); err != nil {
+			return r.readFailed(err, n)
+		}
 	}
+	b := r.in.rest[:n]
 	f.TimestampNs = int64(r.u32(b))*1e9 + int64(r.u32(b[4:]))*r.fracNs
 	f.LinkType = r.link
 	f.Iface = 0

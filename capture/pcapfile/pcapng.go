@@ -144,10 +144,12 @@ func (r *Reader) block(h []byte, minLen int) ([]byte, error) {
 	case n > uint32(r.maxBlock()):
 		return nil, r.stop(ErrCorrupt, "block length %d exceeds maximum %d", n, r.maxBlock())
 	}
-	b, err := r.in.peek(int(n))
-	if err != nil {
-		return nil, r.readFailed(err, int(n))
+	if len(r.in.rest) < int(n) {
+		if err := r.in.fill(int(n)); err != nil {
+			return nil, r.readFailed(err, int(n))
+		}
 	}
+	b := r.in.rest[:n]
 	if t := r.u32(b[n-4:]); t != n {
 		return nil, r.stop(ErrCorrupt, "block length %d but trailer says %d", n, t)
 	}
@@ -192,10 +194,13 @@ func (r *Reader) readIDB(b []byte) {
 
 func (r *Reader) nextNg(f *capture.Frame) error {
 	for {
-		h, err := r.in.peek(12)
-		if err != nil {
-			return r.readFailed(err, 12)
+		// peek, open-coded: this is the per-frame path.
+		if len(r.in.rest) < 12 {
+			if err := r.in.fill(12); err != nil {
+				return r.readFailed(err, 12)
+			}
 		}
+		h := r.in.rest[:12]
 		typ := r.u32(h)
 		if typ == blockSHB {
 			if err := r.readSHB(); err != nil {
@@ -204,6 +209,7 @@ func (r *Reader) nextNg(f *capture.Frame) error {
 			continue
 		}
 		var b []byte
+		var err error
 		switch typ {
 		case blockEPB, blockPB:
 			b, err = r.block(h, epbHdrLen+4)

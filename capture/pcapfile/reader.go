@@ -160,7 +160,7 @@ func (r *Reader) decompress() error {
 		return nil
 	}
 	// The decoder must see the bytes already buffered, then the rest.
-	head := bytes.Clone(r.in.buf[r.in.pos:r.in.end])
+	head := bytes.Clone(r.in.rest)
 	src := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(head), r.raw), 256<<10)
 	var dec io.Reader
 	if gz {
