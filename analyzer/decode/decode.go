@@ -39,6 +39,9 @@ type Decoder struct {
 	teredo  uint16
 	gtpu    uint16
 	stats   Stats
+	// unseen is how many bytes of the current frame were on the wire but
+	// not captured; an IP length beyond that was never sent.
+	unseen int
 }
 
 // New returns a Decoder configured by opts.
@@ -84,6 +87,10 @@ func (d *Decoder) Decode(f *capture.Frame, p *schemas.PacketMeta) error {
 	}
 	if p.WireLen == 0 {
 		p.WireLen = uint32(len(f.Data))
+	}
+	d.unseen = int(p.WireLen) - len(f.Data)
+	if f.WireLen == 0 { // unknown: any shortfall may be the snaplen
+		d.unseen = 1 << 30
 	}
 	r := d.link(f.LinkType, f.Data, p)
 	d.stats.Frames++

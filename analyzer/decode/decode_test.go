@@ -48,7 +48,7 @@ var (
 )
 
 func outer4(proto uint8) v4hdr { return v4hdr{src: out4, dst: end4, proto: proto, ttl: 200, id: 7} }
-func outer6(nh uint8) v6hdr   { return v6hdr{src: out6, dst: end6, nh: nh, hop: 199, flow: 1} }
+func outer6(nh uint8) v6hdr    { return v6hdr{src: out6, dst: end6, nh: nh, hop: 199, flow: 1} }
 
 // patch returns a copy of b with bytes at off replaced.
 func patch(b []byte, off int, v ...byte) []byte {
@@ -62,6 +62,7 @@ type tcase struct {
 	link   uint16
 	frame  []byte
 	opts   Options
+	wire   uint32 // frame's wire length; 0: unknown
 	reason Reason
 	want   view // compared when the reason leaves IP fields (ok or partial)
 	check  func(t *testing.T, p *schemas.PacketMeta)
@@ -190,6 +191,12 @@ func tableCases() []tcase {
 		{name: "ethernet-padding-trimmed", link: capture.LinkEthernet, frame: eth(0x0800, cat(v4udp, make([]byte, 12))), want: wantUDP},
 		{name: "snaplen-truncated-payload", link: capture.LinkEthernet, frame: snap,
 			want: view{Ver: 4, Src: cli4, Dst: srv4, Proto: 6, TTL: 64, IPID: 0x1234, SrcPort: 40000, DstPort: 443, PayloadLen: 1000, Payload: string(big[:5])}},
+		{name: "snaplen-cut-with-wire-length", link: capture.LinkEthernet, frame: snap, wire: 14 + 20 + uint32(len(sackOpts)) + 20 + 1000,
+			want: view{Ver: 4, Src: cli4, Dst: srv4, Proto: 6, TTL: 64, IPID: 0x1234, SrcPort: 40000, DstPort: 443, PayloadLen: 1000, Payload: string(big[:5])}},
+		{name: "ipv4-longer-than-wire-frame", link: capture.LinkEthernet, frame: snap, wire: uint32(len(snap)), reason: ReasonTruncatedIPPayload,
+			want: view{Ver: 4, Src: cli4, Dst: srv4, Proto: 6, TTL: 64, IPID: 0x1234, SrcPort: 40000, DstPort: 443, PayloadLen: 1000, Payload: string(big[:5])}},
+		{name: "ipv6-longer-than-wire-frame", link: capture.LinkEthernet, frame: eth(0x86dd, inner6)[:14+40+20+3], wire: 14 + 40 + 20 + 3, reason: ReasonTruncatedIPPayload,
+			want: func() view { w := want6; w.Payload = string(hello[:3]); return w }()},
 		{name: "ipv4-total-length-zero-tso", link: capture.LinkEthernet, frame: eth(0x0800, patch(inner4, 2, 0, 0)), want: want4},
 		{name: "ipv6-extension-chain", link: capture.LinkEthernet, frame: eth(0x86dd, v6hdr{src: cli6, dst: srv6, nh: 0, hop: 57, flow: 0xabcde}.build(cat(ext6(60, 0), ext6(43, 1), ext6(6, 0), tcp6.build(hello)))), want: want6},
 		{name: "ipv6-ah", link: capture.LinkEthernet, frame: eth(0x86dd, v6hdr{src: cli6, dst: srv6, nh: 51, hop: 57, flow: 0xabcde}.build(cat(ah, tcp6.build(hello)))), want: want6},
@@ -266,14 +273,18 @@ func TestDecodeTable(t *testing.T) {
 	for _, tc := range tableCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			d := New(tc.opts)
-			f := capture.Frame{TimestampNs: 42, LinkType: tc.link, Iface: 3, Data: tc.frame}
+			f := capture.Frame{TimestampNs: 42, LinkType: tc.link, Iface: 3, WireLen: tc.wire, Data: tc.frame}
+			wire := tc.wire
+			if wire == 0 {
+				wire = uint32(len(tc.frame))
+			}
 			var p schemas.PacketMeta
 			p.TCPFlags = 0xff // Decode must reset what the previous packet left
 			err := d.Decode(&f, &p)
 			if got := ReasonOf(err); got != tc.reason {
 				t.Fatalf("reason %v, want %v", got, tc.reason)
 			}
-			if p.TimestampNs != 42 || p.Iface != 3 || p.WireLen != uint32(len(tc.frame)) {
+			if p.TimestampNs != 42 || p.Iface != 3 || p.WireLen != wire {
 				t.Errorf("frame fields ts %d iface %d wirelen %d", p.TimestampNs, p.Iface, p.WireLen)
 			}
 			if st := d.Stats(); st.Frames != 1 || st.Reasons[tc.reason] != 1 {

@@ -60,7 +60,19 @@ func (d *Decoder) ipv4(b []byte, p *schemas.PacketMeta) Reason {
 		p.Frag = schemas.FragFirst
 	}
 	end := min(tl, len(b))
-	return d.transport(b[ihl:end], tl-ihl, p)
+	return d.checkWire(tl > len(b)+d.unseen, d.transport(b[ihl:end], tl-ihl, p))
+}
+
+// checkWire turns a full decode into ReasonTruncatedIPPayload when the IP
+// header claims bytes beyond the frame's wire length: a snaplen cut is
+// normal, a datagram longer than the frame that carried it is damage (or
+// a writer that trimmed packets), and its PayloadLen is only an upper
+// bound.
+func (d *Decoder) checkWire(short bool, r Reason) Reason {
+	if short && r == ReasonOK {
+		return ReasonTruncatedIPPayload
+	}
+	return r
 }
 
 // ipv6 fills the IP fields from an IPv6 header, walks the extension
@@ -89,6 +101,7 @@ func (d *Decoder) ipv6(b []byte, p *schemas.PacketMeta) Reason {
 	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
 	p.Frag = schemas.FragNone
 	p.FragOff = 0
+	short := 40+pl > len(b)+d.unseen
 	b = b[40:min(40+pl, len(b))]
 	for {
 		switch nh {
@@ -139,14 +152,14 @@ func (d *Decoder) ipv6(b []byte, p *schemas.PacketMeta) Reason {
 			b, pl = b[8:], pl-8
 			if p.Frag == schemas.FragLater { // what follows is data, not a header
 				p.Proto = nh
-				return d.transport(b, pl, p)
+				return d.checkWire(short, d.transport(b, pl, p))
 			}
 			continue
 		}
 		break
 	}
 	p.Proto = nh
-	return d.transport(b, pl, p)
+	return d.checkWire(short, d.transport(b, pl, p))
 }
 
 // transport decodes what follows the IP headers. b is the captured part

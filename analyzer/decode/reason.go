@@ -16,6 +16,7 @@ const (
 	ReasonBadIPLength                // IP total or payload length shorter than the headers it covers
 	ReasonFragLater                  // later IP fragment: IP fields only, Frag == FragLater
 	ReasonUnknownTransport           // IP fields only: protocol not decoded (ESP, SCTP, no next header, ...)
+	ReasonTruncatedIPPayload         // all headers decoded, but the IP length claims more bytes than the frame had on the wire
 	ReasonTruncatedTCP               // IP fields filled; TCP header cut short
 	ReasonBadTCPHeaderLen            // IP fields filled; TCP data offset below 5
 	ReasonTruncatedUDP               // IP fields filled; UDP header cut short
@@ -34,6 +35,7 @@ var reasonNames = [NumReasons]string{
 	ReasonBadIPLength:         "bad-ip-length",
 	ReasonFragLater:           "frag-later",
 	ReasonUnknownTransport:    "unknown-transport",
+	ReasonTruncatedIPPayload:  "truncated-ip-payload",
 	ReasonTruncatedTCP:        "truncated-tcp",
 	ReasonBadTCPHeaderLen:     "bad-tcp-header-len",
 	ReasonTruncatedUDP:        "truncated-udp",
@@ -58,7 +60,7 @@ func (r Reason) Partial() bool {
 // Truncated reports whether the frame ended inside a header.
 func (r Reason) Truncated() bool {
 	switch r {
-	case ReasonTruncatedL2, ReasonTruncatedIP, ReasonTruncatedTCP, ReasonTruncatedUDP, ReasonTruncatedICMP:
+	case ReasonTruncatedL2, ReasonTruncatedIP, ReasonTruncatedIPPayload, ReasonTruncatedTCP, ReasonTruncatedUDP, ReasonTruncatedICMP:
 		return true
 	}
 	return false
@@ -102,6 +104,7 @@ var (
 	ErrBadIPLength         = &Error{ReasonBadIPLength}
 	ErrFragLater           = &Error{ReasonFragLater}
 	ErrUnknownTransport    = &Error{ReasonUnknownTransport}
+	ErrTruncatedIPPayload  = &Error{ReasonTruncatedIPPayload}
 	ErrTruncatedTCP        = &Error{ReasonTruncatedTCP}
 	ErrBadTCPHeaderLen     = &Error{ReasonBadTCPHeaderLen}
 	ErrTruncatedUDP        = &Error{ReasonTruncatedUDP}
@@ -118,6 +121,7 @@ var reasonErrs = [NumReasons]error{
 	ReasonBadIPLength:         ErrBadIPLength,
 	ReasonFragLater:           ErrFragLater,
 	ReasonUnknownTransport:    ErrUnknownTransport,
+	ReasonTruncatedIPPayload:  ErrTruncatedIPPayload,
 	ReasonTruncatedTCP:        ErrTruncatedTCP,
 	ReasonBadTCPHeaderLen:     ErrBadTCPHeaderLen,
 	ReasonTruncatedUDP:        ErrTruncatedUDP,
