@@ -68,7 +68,6 @@ func (k *kind[T]) write(d *Dataset, r *T) error {
 	return k.partition(hourOf(k.timeOf(r))).append(d, unsafe.Slice(r, 1))
 }
 
-
 func (k *kind[T]) writeSlice(d *Dataset, rs []T) error {
 	for len(rs) > 0 {
 		h := hourOf(k.timeOf(&rs[0]))

@@ -37,8 +37,8 @@ func randomRecords[T columnar.Record](n int, seed uint64, setTime func(*T, int64
 	return recs
 }
 
-func setFlowTime(f *schemas.FlowRecord, ns int64) { f.StartNs = ns }
-func setFindingTime(f *schemas.Finding, ns int64) { f.WindowStartNs = ns }
+func setFlowTime(f *schemas.FlowRecord, ns int64)   { f.StartNs = ns }
+func setFindingTime(f *schemas.Finding, ns int64)   { f.WindowStartNs = ns }
 func setPacketTime(p *schemas.PacketMeta, ns int64) { p.TimestampNs = ns }
 
 func TestRoundTrip(t *testing.T) {
