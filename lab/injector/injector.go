@@ -84,6 +84,7 @@ type Injector struct {
 	residual map[netip.AddrPort]time.Time
 	blocked  map[flowKey]bool
 	events   []Event
+	hellos   quicsni.Assembler // used by the client-side loop only
 	errs     []error
 
 	stop chan struct{}
@@ -378,7 +379,7 @@ func (in *Injector) send(r Reset, toClient bool) int {
 }
 
 func (in *Injector) quicInitial(p *packet) {
-	name, err := quicsni.ServerName(p.payload)
+	name, err := in.hellos.Add(p.payload)
 	if err != nil || in.match([]byte(name)) == "" {
 		return
 	}

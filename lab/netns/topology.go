@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 )
 
@@ -70,6 +71,10 @@ func Up(ctx context.Context, serverAddrs []netip.Addr) (t *Topology, err error) 
 		if _, err := Run(ctx, "ip", "netns", "add", ns); err != nil {
 			return t, fmt.Errorf("set up topology: %w", err)
 		}
+		// Link-local addresses would otherwise stay tentative for a while.
+		if _, err := Exec(ctx, ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"); err != nil {
+			return t, fmt.Errorf("set up topology: %w", err)
+		}
 	}
 	steps := [][]string{
 		{"-n", t.Client, "link", "add", ClientIf, "address", ClientMAC.String(), "type", "veth", "peer", "name", RouterClientIf, "address", RouterClientMAC.String(), "netns", t.Router},
@@ -103,10 +108,14 @@ func Up(ctx context.Context, serverAddrs []netip.Addr) (t *Topology, err error) 
 		}
 	}
 	for _, s := range []struct{ ns, key string }{
-		{t.Router, "net.ipv4.ip_forward"},
-		{t.Router, "net.ipv6.conf.all.forwarding"},
+		{t.Router, "net.ipv4.ip_forward=1"},
+		{t.Router, "net.ipv6.conf.all.forwarding=1"},
+		// A censor answers every blocked packet; the kernel's default
+		// ICMP rate limit would turn most rejections into timeouts.
+		{t.Router, "net.ipv4.icmp_ratelimit=0"},
+		{t.Router, "net.ipv6.icmp.ratelimit=0"},
 	} {
-		if _, err := Exec(ctx, s.ns, "sysctl", "-q", "-w", s.key+"=1"); err != nil {
+		if _, err := Exec(ctx, s.ns, "sysctl", "-q", "-w", s.key); err != nil {
 			return t, fmt.Errorf("set up topology: %w", err)
 		}
 	}
@@ -115,16 +124,27 @@ func Up(ctx context.Context, serverAddrs []netip.Addr) (t *Topology, err error) 
 			return t, fmt.Errorf("set up topology: %w", err)
 		}
 	}
-	// The first IPv6 connection otherwise loses about a second to neighbour
-	// discovery, which would read as tampering in a short scenario.
-	for _, a := range serverAddrs {
-		args := []string{"-c1", "-W2", a.String()}
-		if a.Is6() {
-			args = append([]string{"-6"}, args...)
-		}
-		if _, err := Exec(ctx, t.Client, "ping", args...); err != nil {
-			return t, fmt.Errorf("set up topology: warm %s: %w", a, err)
-		}
+	// The first IPv6 connection otherwise loses a second or two to
+	// neighbour discovery, which would read as tampering in a short
+	// scenario. Warm every address at once.
+	errs := make([]error, len(serverAddrs))
+	var wg sync.WaitGroup
+	for i, a := range serverAddrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			args := []string{"-c1", "-W5", a.String()}
+			if a.Is6() {
+				args = append([]string{"-6"}, args...)
+			}
+			if _, err := Exec(ctx, t.Client, "ping", args...); err != nil {
+				errs[i] = fmt.Errorf("warm %s: %w", a, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return t, fmt.Errorf("set up topology: %w", err)
 	}
 	return t, nil
 }

@@ -66,6 +66,16 @@ type Attempt struct {
 // Prober holds what every attempt shares.
 type Prober struct {
 	Roots *x509.CertPool
+	// Enter runs fn where the attempt's sockets must be created, such as
+	// inside the client's network namespace. The default runs fn as is.
+	Enter func(fn func() error) error
+}
+
+func (p *Prober) enter(fn func() error) error {
+	if p.Enter == nil {
+		return fn()
+	}
+	return p.Enter(fn)
 }
 
 // Do makes one attempt. Interference is reported in the Attempt, never as
@@ -78,10 +88,15 @@ func (p *Prober) Do(ctx context.Context, req Request) Attempt {
 	defer cancel()
 	a := Attempt{Start: time.Now()}
 	var err error
-	if req.Proto == QUIC {
-		err = p.quic(ctx, req)
-	} else {
-		err = p.stream(ctx, req, &a)
+	if eerr := p.enter(func() error {
+		if req.Proto == QUIC {
+			err = p.quic(ctx, req)
+		} else {
+			err = p.stream(ctx, req, &a)
+		}
+		return nil
+	}); eerr != nil {
+		err = eerr
 	}
 	a.Duration = time.Since(a.Start)
 	if a.Outcome == "" {
@@ -108,6 +123,12 @@ func (p *Prober) stream(ctx context.Context, req Request, a *Attempt) error {
 	if err != nil {
 		return err
 	}
+	return p.exchange(ctx, tc, req, a)
+}
+
+// exchange runs TLS (for TLS requests) and one HTTP request on tc, and
+// closes it.
+func (p *Prober) exchange(ctx context.Context, tc *net.TCPConn, req Request, a *Attempt) error {
 	defer tc.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tc.SetDeadline(dl)
@@ -205,4 +226,60 @@ func Classify(err error) string {
 		return Timeout
 	}
 	return Failed
+}
+
+// HappyEyeballs connects to both requests' addresses at once, the way
+// clients race IPv6 and IPv4: the first connection to complete carries the
+// request, the other is abandoned — reset with SO_LINGER 0 if it connected,
+// cancelled if not. Both must be TLS or HTTP requests.
+func (p *Prober) HappyEyeballs(ctx context.Context, a, b Request) (winner, loser Attempt, bWon bool) {
+	timeout := max(a.Timeout, b.Timeout, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		i    int
+		conn *net.TCPConn
+		err  error
+	}
+	start := time.Now()
+	loserCtx, cancelLoser := context.WithCancel(ctx)
+	defer cancelLoser()
+	results := make(chan result, 2)
+	for i, r := range []Request{a, b} {
+		go func() {
+			var c *net.TCPConn
+			err := p.enter(func() error {
+				var err error
+				c, err = Dial(loserCtx, r)
+				return err
+			})
+			results <- result{i, c, err}
+		}()
+	}
+	first := <-results
+	winner, loser = Attempt{Start: start}, Attempt{Start: start}
+	if first.err != nil {
+		winner.Outcome, winner.Error = Classify(first.err), first.err.Error()
+	} else {
+		cancelLoser()
+	}
+	second := <-results
+	loser.Duration = time.Since(start)
+	loser.Outcome = Abandoned
+	if second.err == nil {
+		_ = second.conn.SetLinger(0)
+		_ = second.conn.Close()
+	}
+	if first.err == nil {
+		reqs := []Request{a, b}
+		err := p.enter(func() error { return p.exchange(ctx, first.conn, reqs[first.i], &winner) })
+		if winner.Outcome == "" {
+			winner.Outcome = Classify(err)
+		}
+		if err != nil {
+			winner.Error = err.Error()
+		}
+	}
+	winner.Duration = time.Since(start)
+	return winner, loser, first.i == 1
 }

@@ -20,18 +20,63 @@ var (
 var initialSaltV1 = []byte{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a}
 
 // ServerName decrypts the first packet of a UDP datagram, which must be a
-// client Initial, and returns the ClientHello's server_name.
+// client Initial, and returns the ClientHello's server_name. A ClientHello
+// spread over several Initials needs an Assembler.
 func ServerName(datagram []byte) (string, error) {
-	payload, err := openInitial(datagram)
-	if err != nil {
-		return "", err
-	}
-	hello, err := cryptoStream(payload)
-	if err != nil {
-		return "", err
-	}
-	return helloSNI(hello)
+	var a Assembler
+	return a.Add(datagram)
 }
+
+// Assembler gathers the crypto stream of client Initials by destination
+// connection ID, for clients whose ClientHello spans several packets or
+// whose CRYPTO frames come out of order. The zero value is ready to use.
+type Assembler struct {
+	flows map[string][]chunk
+}
+
+type chunk struct {
+	off  uint64
+	data []byte
+}
+
+// maxChunks and maxFlows bound the state kept for unfinished ClientHellos.
+const (
+	maxChunks = 64
+	maxFlows  = 1024
+)
+
+// Add decrypts one datagram's Initial and returns the server name once the
+// ClientHello up to server_name has arrived; until then it returns an error
+// wrapping ErrTruncated.
+func (a *Assembler) Add(datagram []byte) (string, error) {
+	dcid, payload, err := openInitial(datagram)
+	if err != nil {
+		return "", err
+	}
+	chunks, err := cryptoFrames(payload)
+	if err != nil {
+		return "", err
+	}
+	if a.flows == nil || len(a.flows) >= maxFlows {
+		a.flows = map[string][]chunk{}
+	}
+	key := string(dcid)
+	all := append(a.flows[key], chunks...)
+	if len(all) > maxChunks {
+		delete(a.flows, key)
+		return "", fmt.Errorf("assemble crypto stream: more than %d CRYPTO frames", maxChunks)
+	}
+	name, err := helloSNI(contiguous(all))
+	if errors.Is(err, ErrTruncated) {
+		a.flows[key] = all
+		return "", err
+	}
+	delete(a.flows, key)
+	return name, err
+}
+
+// Forget drops the state of every connection ID.
+func (a *Assembler) Forget() { a.flows = nil }
 
 func expandLabel(secret []byte, label string, n int) ([]byte, error) {
 	full := "tls13 " + label
@@ -99,84 +144,84 @@ func (r *reader) varint() (uint64, error) {
 	return v, nil
 }
 
-func openInitial(pkt []byte) ([]byte, error) {
+func openInitial(pkt []byte) (dcid, plain []byte, err error) {
 	r := &reader{b: pkt}
 	first, err := r.u8()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if first&0xc0 != 0xc0 || (first>>4)&3 != 0 {
-		return nil, ErrNotInitial
+		return nil, nil, ErrNotInitial
 	}
 	ver, err := r.bytes(4)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if binary.BigEndian.Uint32(ver) != 1 {
-		return nil, ErrNotInitial
+		return nil, nil, ErrNotInitial
 	}
 	dcidLen, err := r.u8()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if dcidLen > 20 {
-		return nil, fmt.Errorf("open initial: dcid length %d: %w", dcidLen, ErrNotInitial)
+		return nil, nil, fmt.Errorf("open initial: dcid length %d: %w", dcidLen, ErrNotInitial)
 	}
-	dcid, err := r.bytes(dcidLen)
+	dcid, err = r.bytes(dcidLen)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	scidLen, err := r.u8()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := r.bytes(scidLen); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tokLen, err := r.varint()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if tokLen > uint64(len(pkt)) {
-		return nil, ErrTruncated
+		return nil, nil, ErrTruncated
 	}
 	if _, err := r.bytes(int(tokLen)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	length, err := r.varint()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pnOff := r.off
 	if length > uint64(len(pkt)-pnOff) || length < 20 {
-		return nil, ErrTruncated
+		return nil, nil, ErrTruncated
 	}
 	end := pnOff + int(length)
 
 	initial, err := hkdf.Extract(sha256.New, dcid, initialSaltV1)
 	if err != nil {
-		return nil, fmt.Errorf("derive initial secret: %w", err)
+		return nil, nil, fmt.Errorf("derive initial secret: %w", err)
 	}
 	secret, err := expandLabel(initial, "client in", 32)
 	if err != nil {
-		return nil, fmt.Errorf("derive client secret: %w", err)
+		return nil, nil, fmt.Errorf("derive client secret: %w", err)
 	}
 	key, err := expandLabel(secret, "quic key", 16)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	iv, err := expandLabel(secret, "quic iv", 12)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hp, err := expandLabel(secret, "quic hp", 16)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	hpBlock, err := aes.NewCipher(hp)
 	if err != nil {
-		return nil, fmt.Errorf("set up header protection: %w", err)
+		return nil, nil, fmt.Errorf("set up header protection: %w", err)
 	}
 	var mask [16]byte
 	hpBlock.Encrypt(mask[:], pkt[pnOff+4:pnOff+20])
@@ -194,31 +239,26 @@ func openInitial(pkt []byte) ([]byte, error) {
 
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("set up packet protection: %w", err)
+		return nil, nil, fmt.Errorf("set up packet protection: %w", err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("set up packet protection: %w", err)
+		return nil, nil, fmt.Errorf("set up packet protection: %w", err)
 	}
 	nonce := make([]byte, 12)
 	copy(nonce, iv)
 	for i := 0; i < 8; i++ {
 		nonce[11-i] ^= byte(pn >> (8 * i))
 	}
-	plain, err := aead.Open(nil, nonce, pkt[pnOff+pnLen:end], hdr)
+	plain, err = aead.Open(nil, nonce, pkt[pnOff+pnLen:end], hdr)
 	if err != nil {
-		return nil, fmt.Errorf("open initial: %w", err)
+		return nil, nil, fmt.Errorf("open initial: %w", err)
 	}
-	return plain, nil
+	return dcid, plain, nil
 }
 
-// cryptoStream returns the contiguous start of the crypto stream carried in
-// the CRYPTO frames of one Initial payload.
-func cryptoStream(payload []byte) ([]byte, error) {
-	type chunk struct {
-		off  uint64
-		data []byte
-	}
+// cryptoFrames returns the CRYPTO frames of one Initial payload.
+func cryptoFrames(payload []byte) ([]chunk, error) {
 	var chunks []chunk
 	r := &reader{b: payload}
 	for r.off < len(r.b) {
@@ -241,8 +281,8 @@ func cryptoStream(payload []byte) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if n > uint64(len(payload)) || off > 1<<20 {
-				return nil, ErrTruncated
+			if n > uint64(len(payload)) || off > 1<<16 {
+				return nil, fmt.Errorf("read CRYPTO frame: offset %d length %d: %w", off, n, ErrNotInitial)
 			}
 			data, err := r.bytes(int(n))
 			if err != nil {
@@ -255,6 +295,12 @@ func cryptoStream(payload []byte) ([]byte, error) {
 			return nil, fmt.Errorf("read initial frames: unexpected frame type %#x", typ)
 		}
 	}
+	return chunks, nil
+}
+
+// contiguous returns the start of the crypto stream that chunks cover
+// without a gap.
+func contiguous(chunks []chunk) []byte {
 	var stream []byte
 	for progress := true; progress; {
 		progress = false
@@ -266,10 +312,7 @@ func cryptoStream(payload []byte) ([]byte, error) {
 			}
 		}
 	}
-	if len(stream) == 0 {
-		return nil, ErrNoSNI
-	}
-	return stream, nil
+	return stream
 }
 
 func skipACK(r *reader, ecn bool) error {
@@ -328,41 +371,42 @@ func helloSNI(b []byte) (string, error) {
 			return "", err
 		}
 	}
-	if _, err := r.u16(); err != nil {
+	extLen, err := r.u16()
+	if err != nil {
 		return "", err
 	}
-	for {
+	for end := r.off + extLen; r.off < end; {
 		et, err := r.u16()
 		if err != nil {
-			return "", ErrNoSNI
+			return "", err
 		}
 		el, err := r.u16()
 		if err != nil {
-			return "", ErrNoSNI
+			return "", err
 		}
 		body, err := r.bytes(el)
 		if err != nil {
-			return "", ErrNoSNI
+			return "", err
 		}
 		if et != 0 {
 			continue
 		}
 		er := &reader{b: body}
 		if _, err := er.u16(); err != nil {
-			return "", err
+			return "", ErrNoSNI
 		}
 		for er.off < len(body) {
 			nt, err := er.u8()
 			if err != nil {
-				return "", err
+				return "", ErrNoSNI
 			}
 			nl, err := er.u16()
 			if err != nil {
-				return "", err
+				return "", ErrNoSNI
 			}
 			name, err := er.bytes(nl)
 			if err != nil {
-				return "", err
+				return "", ErrNoSNI
 			}
 			if nt == 0 {
 				return string(name), nil
@@ -370,4 +414,5 @@ func helloSNI(b []byte) (string, error) {
 		}
 		return "", ErrNoSNI
 	}
+	return "", ErrNoSNI
 }

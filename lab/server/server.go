@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -116,7 +118,9 @@ func Start(cfg Config) (*Server, error) {
 		if l.isTLS {
 			ln = tls.NewListener(ln, tlsConf)
 		}
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+		// Handshakes broken by the censor are the point of the lab, not
+		// errors worth logging.
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 		s.https = append(s.https, hs)
 		s.wg.Add(1)
 		go func() {
