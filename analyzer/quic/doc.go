@@ -16,7 +16,15 @@
 // together across datagrams — clients split a large ClientHello over several
 // Initials, send its pieces out of order and retransmit them — and reports
 // when the stream starts with a complete handshake message, which the TLS
-// parser takes from there.
+// parser takes from there. A Flow ties the two together for one UDP flow:
+// the client keeps the keys of its first DCID after it switches to the
+// server's connection ID, so later Initials only decrypt with state.
+//
+// Cost: key derivation dominates. ParseInitial, which derives keys for
+// every call, takes about 10 µs and 53 allocations for the RFC 9001 client
+// Initial; a Decoder reusing the keys of the same connection takes about
+// 0.6 µs and allocates nothing (go test -bench . -benchtime 2000x
+// ./analyzer/quic, 2-core VM).
 //
 // Versions: QUIC v1 (RFC 9000), v2 (RFC 9369: other salt, other HKDF labels,
 // other packet-type bits), IETF drafts 23 to 34 and the mvfst versions built
