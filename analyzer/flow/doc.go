@@ -31,7 +31,7 @@
 // Sequence analysis. A data segment lying entirely below the highest
 // sequence seen is a retransmission when every byte of it was seen before.
 // When it fills a hole it is out of order if it arrives within one SYN RTT
-// (3 ms when unknown) of the segment that last advanced the highest
+// (at least 3 ms) of the segment that last advanced the highest
 // sequence; later, it is a retransmission of data lost before the vantage.
 // Segments that extend the highest sequence are new, even if they overlap.
 //

@@ -197,7 +197,7 @@ type Throughput struct {
 // valid until StopCollect(dir) or the end of the flow.
 func (s *State) Stream(d Dir) []byte {
 	b := s.buf[d]
-	if b == nil || s.Proto != schemas.ProtoTCP {
+	if b == nil || s.stopped[d] || s.Proto != schemas.ProtoTCP {
 		return nil
 	}
 	return b.contiguous()
@@ -208,7 +208,7 @@ func (s *State) Stream(d Dir) []byte {
 // table buffer: valid until StopCollect(dir) or the end of the flow.
 func (s *State) Datagrams(d Dir) [][]byte {
 	b := s.buf[d]
-	if b == nil || s.Proto == schemas.ProtoTCP {
+	if b == nil || s.stopped[d] || s.Proto == schemas.ProtoTCP {
 		return nil
 	}
 	return b.views[:b.ndgram]

@@ -4,7 +4,8 @@ import (
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
-// defaultReorderNs is the reorder window when the flow's RTT is unknown.
+// defaultReorderNs is the shortest reorder window (Wireshark's default
+// out-of-order threshold).
 const defaultReorderNs = 3_000_000
 
 func isICMPError(p *schemas.PacketMeta) bool {
@@ -131,10 +132,7 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	case segRetrans:
 		retrans = true
 	case segFill:
-		win := s.SynRTTNs
-		if win <= 0 {
-			win = defaultReorderNs
-		}
+		win := max(s.SynRTTNs, defaultReorderNs)
 		if ts-s.lastAdvance[d] <= win {
 			ds.OOO++
 		} else {
