@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -217,6 +218,9 @@ func TestCorpus(t *testing.T) {
 		}
 		st := d.Stats()
 		perFile[file] = st
+		if st.Reasons[ReasonOK] != st.Frames {
+			t.Logf("%s: %s", file, reasonSummary(st))
+		}
 		total.Frames += st.Frames
 		for r := range NumReasons {
 			total.Reasons[r] += st.Reasons[r]
@@ -305,4 +309,14 @@ func TestCorpusTunnels(t *testing.T) {
 			}
 		})
 	}
+}
+
+func reasonSummary(s Stats) string {
+	var b strings.Builder
+	for r := range NumReasons {
+		if s.Reasons[r] != 0 {
+			fmt.Fprintf(&b, " %v=%d", r, s.Reasons[r])
+		}
+	}
+	return b.String()
 }

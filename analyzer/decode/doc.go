@@ -36,8 +36,9 @@
 // IPLen and PayloadLen come from the headers, not from the capture:
 // a snaplen cut leaves them whole and only shortens Payload, and Ethernet
 // padding past the IP total length is not payload. An IPv4 total length
-// of 0 (a TSO super-packet seen before segmentation) and an IPv6 jumbogram
-// take their length from the capture. When the frame's wire length is
+// of 0 and an IPv6 payload length of 0 (TSO and BIG TCP super-packets
+// seen before segmentation, jumbograms) take their length from the
+// capture. When the frame's wire length is
 // known and an IP header claims more bytes than the frame had on the
 // wire, the packet is decoded but returned as ReasonTruncatedIPPayload:
 // its PayloadLen is an upper bound. For UDP, PayloadLen is the smaller of

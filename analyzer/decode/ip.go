@@ -90,7 +90,7 @@ func (d *Decoder) ipv6(b []byte, p *schemas.PacketMeta) Reason {
 	}
 	pl := int(be16(b[4:]))
 	nh := b[6]
-	if pl == 0 && nh == 0 { // jumbogram (BIG TCP): only the capture knows the length
+	if pl == 0 && nh != 59 { // jumbogram or BIG TCP/TSO super-packet: only the capture knows the length
 		pl = len(b) - 40
 	}
 	p.IPVersion = 6

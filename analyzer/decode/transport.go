@@ -22,7 +22,13 @@ func (d *Decoder) tcp(b []byte, n int, p *schemas.PacketMeta) Reason {
 	p.TCPFlags = b[13]
 	p.Window = be16(b[14:])
 	off := int(b[12]>>4) * 4
-	if off < 20 || off > n {
+	if off < 20 {
+		return ReasonBadTCPHeaderLen
+	}
+	if off > n {
+		if p.Frag == schemas.FragFirst { // header continues in the next fragment
+			return ReasonTruncatedTCP
+		}
 		return ReasonBadTCPHeaderLen
 	}
 	if len(b) < off {
