@@ -2,14 +2,13 @@ package schemas
 
 // Finding kinds.
 const (
-	KindSNIRSTInjection  = "sni_rst_injection"
-	KindSNIBlackhole     = "sni_blackhole"
-	KindIPBlocking       = "ip_blocking"
-	KindThrottling       = "throttling"
-	KindResidualBlock    = "residual_block"
-	KindQUICBlocking     = "quic_blocking"
-	KindTLSInterception  = "tls_interception"
-	KindHTTPRSTInjection = "http_rst_injection"
+	KindSNIRSTInjection = "sni_rst_injection"
+	KindSNIBlackhole    = "sni_blackhole"
+	KindIPBlocking      = "ip_blocking"
+	KindThrottling      = "throttling"
+	KindResidualBlock   = "residual_block"
+	KindQUICBlocking    = "quic_blocking"
+	KindTLSInterception = "tls_interception"
 )
 
 // Finding is one detection: what was tampered with, how, and why
@@ -17,7 +16,7 @@ const (
 type Finding struct {
 	FindingID string `json:"finding_id" doc:"stable identifier: hash of kind, target and window"`
 	Vantage   string `json:"vantage" doc:"vantage identifier"`
-	Kind      string `json:"kind" doc:"sni_rst_injection, sni_blackhole, http_rst_injection, ip_blocking, throttling, residual_block, quic_blocking, tls_interception"`
+	Kind      string `json:"kind" doc:"sni_rst_injection, sni_blackhole, ip_blocking, throttling, residual_block, quic_blocking, tls_interception"`
 	Verdict   string `json:"verdict" doc:"confirmed, likely or insufficient_evidence"`
 
 	TargetIP   string `json:"target_ip" doc:"server address"`

@@ -1,0 +1,214 @@
+package analyzer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tamperscope/tamperscope/analyzer/flow"
+	"github.com/tamperscope/tamperscope/analyzer/httpreq"
+	"github.com/tamperscope/tamperscope/analyzer/quic"
+	"github.com/tamperscope/tamperscope/analyzer/tlshello"
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// ParseStats counts application parser outcomes.
+type ParseStats struct {
+	ClientHellos  uint64
+	ServerHellos  uint64
+	HTTPRequests  uint64
+	QUICInitials  uint64 // client Initials decrypted
+	QUICHellos    uint64 // ClientHellos read from QUIC CRYPTO data
+	DNSAnswers    uint64
+	Malformed     uint64 // payloads a parser recognised but could not parse
+	QUICUndecrypt uint64 // long-header datagrams that did not decrypt as Initials
+}
+
+// app is what the parsers learned about one flow.
+type app struct {
+	proto   string // tls, quic, http
+	hello   bool   // client side parsed
+	srvDone bool
+	ch      struct {
+		sni, alpn, version, ja4 string
+		ech                     bool
+	}
+	host, method string
+	quicVersion  uint32
+	sh           tlshello.ServerHello
+	quic         *quic.Flow
+}
+
+// apps holds per-flow parser state in a slice parallel to the flow
+// table's slots, so looking it up costs an index, not a map.
+type apps struct {
+	s []app
+}
+
+func (a *apps) of(st *flow.State, isNew bool) *app {
+	i := st.Slot()
+	if i >= len(a.s) {
+		a.s = append(a.s, make([]app, i+1-len(a.s)+len(a.s)/2)...)
+	}
+	if isNew {
+		a.s[i] = app{}
+	}
+	return &a.s[i]
+}
+
+func (e *Engine) parsePayload(st *flow.State, a *app, dir flow.Dir, p *schemas.PacketMeta) {
+	switch p.Proto {
+	case schemas.ProtoTCP:
+		if st.Collecting(dir) {
+			e.parseTCP(st, a, dir)
+		}
+	case schemas.ProtoUDP:
+		e.parseUDP(a, dir, p)
+	}
+}
+
+func (e *Engine) parseTCP(st *flow.State, a *app, dir flow.Dir) {
+	b := st.Stream(dir)
+	if len(b) == 0 {
+		return
+	}
+	if dir == flow.FromServer {
+		if a.proto != "tls" || a.srvDone {
+			st.StopCollect(dir)
+			return
+		}
+		sh, err := tlshello.ParseServerHello(b)
+		switch {
+		case err == nil:
+			a.sh, a.srvDone = sh, true
+			e.parse.ServerHellos++
+			st.StopCollect(dir)
+		case errors.Is(err, tlshello.ErrIncomplete):
+			if sh.CipherSuite != 0 {
+				a.sh = sh // keep what is complete in case no more comes
+			}
+		default:
+			e.parse.Malformed++
+			st.StopCollect(dir)
+		}
+		return
+	}
+	if a.hello {
+		st.StopCollect(dir)
+		return
+	}
+	switch {
+	case tlshello.LooksLikeClientHello(b):
+		ch, err := tlshello.ParseClientHello(b)
+		switch {
+		case err == nil:
+			a.proto, a.hello = "tls", true
+			a.setHello(&ch)
+			e.parse.ClientHellos++
+			st.StopCollect(dir)
+		case errors.Is(err, tlshello.ErrIncomplete):
+			a.proto = "tls"
+		default:
+			e.parse.Malformed++
+			st.StopCollect(dir)
+		}
+	case httpreq.LooksLikeRequest(b):
+		req, err := httpreq.Parse(b)
+		switch {
+		case err == nil:
+			a.proto, a.hello = "http", true
+			a.host, a.method = req.Host, req.Method
+			e.parse.HTTPRequests++
+			st.StopCollect(dir)
+		case errors.Is(err, httpreq.ErrIncomplete):
+			a.proto = "http"
+		default:
+			e.parse.Malformed++
+			st.StopCollect(dir)
+		}
+	default:
+		st.StopCollect(dir)
+	}
+}
+
+func (e *Engine) parseUDP(a *app, dir flow.Dir, p *schemas.PacketMeta) {
+	b := p.Payload
+	if p.SrcPort == 53 || p.SrcPort == 5353 {
+		if n := e.dns.addAnswer(b); n > 0 {
+			e.parse.DNSAnswers += uint64(n)
+		}
+		return
+	}
+	if a.hello || dir != flow.FromClient || len(b) < 7 || b[0]&0x80 == 0 {
+		return
+	}
+	if a.quic == nil {
+		a.quic = &quic.Flow{}
+	}
+	in, err := a.quic.Add(&e.quicDec, b)
+	switch {
+	case errors.Is(err, quic.ErrNotInitial) || errors.Is(err, quic.ErrNotQUIC) || errors.Is(err, quic.ErrUnsupportedVersion):
+		return
+	case errors.Is(err, quic.ErrDecrypt) || errors.Is(err, quic.ErrTruncated):
+		e.parse.QUICUndecrypt++
+		return
+	case err != nil:
+		e.parse.Malformed++
+		a.hello = true
+		return
+	}
+	e.parse.QUICInitials++
+	a.proto, a.quicVersion = "quic", in.Version
+	hs, ok := a.quic.ClientHello()
+	if !ok {
+		return
+	}
+	a.hello = true
+	ch, err := tlshello.ParseClientHelloHandshake(hs)
+	if err != nil {
+		e.parse.Malformed++
+		return
+	}
+	e.parse.QUICHellos++
+	a.setHello(&ch)
+}
+
+func (a *app) setHello(ch *tlshello.ClientHello) {
+	a.ch.sni = ch.ServerName
+	a.ch.alpn = strings.Join(ch.ALPN, ",")
+	a.ch.version = tlsVersionName(ch.Version())
+	a.ch.ja4 = ch.JA4
+	a.ch.ech = ch.HasECH || ch.HasESNI
+}
+
+func (a *app) record(r *schemas.FlowRecord) {
+	r.AppProto = a.proto
+	r.SNI, r.ALPN, r.TLSVersion, r.JA4, r.ECH = a.ch.sni, a.ch.alpn, a.ch.version, a.ch.ja4, a.ch.ech
+	r.HTTPHost, r.HTTPMethod = a.host, a.method
+	if a.quicVersion != 0 {
+		r.QUICVersion = fmt.Sprintf("%08x", a.quicVersion)
+	}
+	if a.sh.CipherSuite != 0 {
+		r.ServerTLSVersion = tlsVersionName(a.sh.Version())
+		r.ServerCipher = fmt.Sprintf("%04x", a.sh.CipherSuite)
+		r.CertSubject, r.CertIssuer = a.sh.LeafSubject, a.sh.LeafIssuer
+	}
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case 0:
+		return ""
+	case 0x0300:
+		return "ssl3.0"
+	case 0x0301:
+		return "tls1.0"
+	case 0x0302:
+		return "tls1.1"
+	case 0x0303:
+		return "tls1.2"
+	case 0x0304:
+		return "tls1.3"
+	}
+	return fmt.Sprintf("%04x", v)
+}

@@ -1,0 +1,476 @@
+package detect
+
+import (
+	"cmp"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// rule is one cross-flow detector. Rules run in order for every server
+// address of a window; a rule may mark flows consumed so that later rules
+// do not explain them twice (residual blocking before IP blocking).
+type rule struct {
+	name string
+	run  func(j *judgement, ip string, flows []*summary)
+}
+
+// rules is the registry of cross-flow detectors.
+var rules = []rule{
+	{"residual_block", residualRule},
+	{"name_filtering", nameRule},
+	{"ip_blocking", ipBlockRule},
+	{"throttling", throttleRule},
+	{"tls_interception", interceptionRule},
+}
+
+// judgement is the state of judging one window.
+type judgement struct {
+	set      *Set
+	win      *window
+	consumed map[*summary]bool
+	emit     func(*schemas.Finding)
+	// rates are the steady rates of bulk flows per server IP, for
+	// throttling baselines.
+	rates map[string][]float64
+}
+
+func (s *Set) judge(w *window, emit func(*schemas.Finding)) {
+	j := &judgement{set: s, win: w, consumed: map[*summary]bool{}, emit: emit, rates: map[string][]float64{}}
+	for ip, fs := range w.byIP {
+		slices.SortFunc(fs, func(a, b *summary) int { return cmp.Or(cmp.Compare(a.startNs, b.startNs), cmp.Compare(a.id, b.id)) })
+		for _, f := range fs {
+			if j.bulk(f) {
+				j.rates[ip] = append(j.rates[ip], f.rateBps)
+			}
+		}
+	}
+	for _, ip := range w.ips() {
+		for _, r := range rules {
+			r.run(j, ip, w.byIP[ip])
+		}
+	}
+}
+
+// finding starts a finding about flows; ex are the flows it is about.
+func (j *judgement) finding(kind, ip string, port uint16, name string, ex []*summary) *schemas.Finding {
+	f := &schemas.Finding{Kind: kind, TargetIP: ip, TargetPort: port, TargetName: name}
+	f.WindowStartNs, f.WindowEndNs = ex[0].startNs, ex[0].endNs
+	fps := map[string]int{}
+	for _, s := range ex {
+		f.WindowStartNs = min(f.WindowStartNs, s.startNs)
+		f.WindowEndNs = max(f.WindowEndNs, s.endNs)
+		if len(f.ExampleFlows) < 5 {
+			f.ExampleFlows = append(f.ExampleFlows, s.id)
+		}
+		if s.fp != "" {
+			fps[s.fp]++
+		}
+	}
+	best := 0
+	for fp, n := range fps {
+		if n > best || n == best && fp < f.Fingerprint {
+			f.Fingerprint, best = fp, n
+		}
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%s|%d|%s|%d", kind, ip, port, name, j.win.startNs)
+	f.FindingID = fmt.Sprintf("F%016x", h.Sum64())
+	return f
+}
+
+func (j *judgement) bulk(s *summary) bool {
+	return s.bytes >= j.set.cfg.ThrottleMinBytes && s.dataNs >= 1e9 && s.rateBps > 0 && s.avgSeg >= 1000
+}
+
+// residualRule: after a flow to server:port is cut for naming X, later
+// flows to the same server:port that fail — at the handshake, or naming
+// something else — within the residual window are the censor's memory,
+// not separate blocks (Clayton 2006; GFW 90-180 s).
+func residualRule(j *judgement, ip string, flows []*summary) {
+	rw := int64(j.set.cfg.ResidualWindow)
+	for i, trig := range flows {
+		if !trig.failedContent() || trig.name == "" || j.consumed[trig] {
+			continue
+		}
+		var hit []*summary
+		for _, f := range flows[i+1:] {
+			if f.startNs-trig.startNs > rw {
+				break
+			}
+			if f.serverPort != trig.serverPort || j.consumed[f] || f.proto != trig.proto {
+				continue
+			}
+			innocent := f.name == "" || f.name != trig.name
+			if f.failedHandshake() || innocent && f.failedContent() {
+				hit = append(hit, f)
+			}
+		}
+		if len(hit) == 0 {
+			continue
+		}
+		for _, f := range hit {
+			j.consumed[f] = true
+		}
+		fd := j.finding(schemas.KindResidualBlock, ip, trig.serverPort, trig.name, append([]*summary{trig}, hit...))
+		fd.Trigger, fd.Method = trig.trigger, method(hit)
+		fd.Flows = uint32(len(hit) + 1)
+		fd.FailedFlows = uint32(len(hit))
+		fd.Confidence = conf(0.6, len(hit), 0)
+		fd.Verdict = "confirmed"
+		if len(hit) == 1 && trig.injection < 0.5 {
+			fd.Verdict = "likely"
+		}
+		fd.Evidence = fmt.Sprintf("after a flow naming %s was cut at %s, %d later flow(s) to %s:%d failed within %s (%s)",
+			trig.name, trig.stage, len(hit), ip, trig.serverPort, j.set.cfg.ResidualWindow, outcomeMix(hit))
+		j.emit(fd)
+	}
+}
+
+// nameRule: flows naming X (SNI, Host, QUIC SNI) fail right after naming
+// it, while flows to the same address naming other hosts succeed.
+func nameRule(j *judgement, ip string, flows []*summary) {
+	byName := map[string][]*summary{}
+	var names []string
+	for _, f := range flows {
+		if f.name == "" || j.consumed[f] {
+			continue
+		}
+		if byName[f.name] == nil {
+			names = append(names, f.name)
+		}
+		byName[f.name] = append(byName[f.name], f)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fs := byName[name]
+		var failed []*summary
+		okSame := 0
+		for _, f := range fs {
+			switch {
+			case f.failedContent():
+				failed = append(failed, f)
+			case f.ok():
+				okSame++
+			}
+		}
+		if len(failed) == 0 || okSame > len(failed) {
+			continue
+		}
+		controls, controlNames := 0, map[string]bool{}
+		for _, f := range flows {
+			if f.name != name && f.name != "" && f.ok() {
+				controls++
+				controlNames[f.name] = true
+			}
+		}
+		resets, inj := 0, 0.0
+		for _, f := range failed {
+			if f.outcome == OutcomeReset {
+				resets++
+				inj += f.injection
+			}
+		}
+		kind := schemas.KindSNIBlackhole
+		method := "drop"
+		if resets*2 >= len(failed) && resets > 0 {
+			kind, method = schemas.KindSNIRSTInjection, "rst"
+			inj /= float64(resets)
+		}
+		if failed[0].trigger == "quic_sni" {
+			kind = schemas.KindQUICBlocking
+		}
+		fd := j.finding(kind, ip, failed[0].serverPort, name, failed)
+		fd.Trigger, fd.Method = failed[0].trigger, method
+		fd.Flows = uint32(len(fs))
+		fd.FailedFlows = uint32(len(failed))
+		fd.ControlFlows = uint32(controls)
+		switch {
+		case controls > 0:
+			fd.Verdict = "confirmed"
+		case method == "rst" && inj >= 0.6:
+			fd.Verdict = "confirmed"
+		case len(failed) >= 2:
+			fd.Verdict = "likely"
+		default:
+			fd.Verdict = "insufficient_evidence"
+		}
+		fd.Confidence = conf(0.4+0.3*inj, len(failed), controls)
+		var ev strings.Builder
+		fmt.Fprintf(&ev, "%d of %d flows naming %s (%s) failed at %s (%s)", len(failed), len(fs), name, failed[0].trigger, failed[0].stage, outcomeMix(failed))
+		if controls > 0 {
+			fmt.Fprintf(&ev, "; %d flows to the same address naming %d other hosts succeeded", controls, len(controlNames))
+		} else {
+			ev.WriteString("; no same-address control succeeded")
+		}
+		if method == "rst" {
+			fmt.Fprintf(&ev, "; injection score %.2f, evidence: %s", inj, evidenceMix(failed))
+		}
+		fd.Evidence = ev.String()
+		j.emit(fd)
+	}
+}
+
+// ipBlockRule: every flow to the address fails at the handshake, whatever
+// it would have named; the finding lists the collateral.
+func ipBlockRule(j *judgement, ip string, flows []*summary) {
+	var failed []*summary
+	ports := map[uint16]bool{}
+	for _, f := range flows {
+		if j.consumed[f] {
+			continue
+		}
+		if f.ok() || f.stage == StagePostPSH || f.stage == StageLater {
+			return // something got through: not blocked at the IP level
+		}
+		if f.failedHandshake() {
+			failed = append(failed, f)
+			ports[f.serverPort] = true
+		}
+	}
+	if len(failed) < j.set.cfg.MinBlockFlows {
+		return
+	}
+	port := uint16(0)
+	if len(ports) == 1 {
+		port = failed[0].serverPort
+	}
+	fd := j.finding(schemas.KindIPBlocking, ip, port, "", failed)
+	fd.Trigger, fd.Method = "ip", method(failed)
+	fd.Flows, fd.FailedFlows = uint32(len(failed)), uint32(len(failed))
+	fd.Collateral = j.set.collateral(ip)
+	// Names of the collateral that work on other addresses show the block
+	// is on the address, not the name.
+	elsewhere := 0
+	for _, n := range fd.Collateral {
+		if j.okElsewhere(n, ip) {
+			elsewhere++
+		}
+	}
+	synSeen := 0
+	for _, f := range failed {
+		if f.synSeen {
+			synSeen++
+		}
+	}
+	switch {
+	case synSeen == 0:
+		fd.Verdict = "insufficient_evidence"
+	case fd.Method == "icmp" || len(fd.Collateral) >= 2 || elsewhere > 0 || len(ports) >= 2:
+		fd.Verdict = "confirmed"
+	default:
+		fd.Verdict = "likely"
+	}
+	fd.Confidence = conf(0.5, len(failed), elsewhere)
+	fd.Evidence = fmt.Sprintf("all %d flows to %s failed at the handshake (%s) on %d port(s), none succeeded; %d names seen on it, %d of them reachable on other addresses",
+		len(failed), ip, outcomeMix(failed), len(ports), len(fd.Collateral), elsewhere)
+	j.emit(fd)
+}
+
+func (j *judgement) okElsewhere(name, ip string) bool {
+	for other, fs := range j.win.byIP {
+		if other == ip {
+			continue
+		}
+		for _, f := range fs {
+			if f.name == name && f.ok() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// throttleRule: bulk transfers naming X (or to this address) run at a
+// plateau far below the same address's other names (or other addresses).
+// A path slow for everyone has no faster control and yields no finding.
+func throttleRule(j *judgement, ip string, flows []*summary) {
+	byName := map[string][]*summary{}
+	var names []string
+	var all []float64
+	for _, f := range flows {
+		if !j.bulk(f) || j.consumed[f] {
+			continue
+		}
+		all = append(all, f.rateBps)
+		if byName[f.name] == nil {
+			names = append(names, f.name)
+		}
+		byName[f.name] = append(byName[f.name], f)
+	}
+	if len(all) == 0 {
+		return
+	}
+	ratio := j.set.cfg.ThrottleRatio
+	slices.Sort(names)
+	targetedNames := 0
+	for _, name := range names {
+		fs := byName[name]
+		var mine, others []float64
+		for _, f := range fs {
+			mine = append(mine, f.rateBps)
+		}
+		for _, n := range names {
+			if n != name {
+				for _, f := range byName[n] {
+					others = append(others, f.rateBps)
+				}
+			}
+		}
+		if name == "" || len(others) == 0 || median(others) < ratio*median(mine) {
+			continue
+		}
+		targetedNames++
+		j.emitThrottle(ip, name, fs, median(mine), median(others), "other names on the same address")
+	}
+	if targetedNames > 0 {
+		return
+	}
+	var elsewhere []float64
+	for other, rs := range j.rates {
+		if other != ip {
+			elsewhere = append(elsewhere, rs...)
+		}
+	}
+	if len(elsewhere) == 0 || median(elsewhere) < ratio*median(all) {
+		return
+	}
+	var fs []*summary
+	for _, n := range names {
+		fs = append(fs, byName[n]...)
+	}
+	j.emitThrottle(ip, "", fs, median(all), median(elsewhere), "other addresses")
+}
+
+func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control float64, what string) {
+	fd := j.finding(schemas.KindThrottling, ip, fs[0].serverPort, name, fs)
+	fd.Trigger = "ip"
+	if name != "" {
+		fd.Trigger = fs[0].trigger
+	}
+	fd.Method = "throttle"
+	fd.RateBps = rate
+	fd.Targeted = true
+	var retrans float64
+	for _, f := range fs {
+		retrans += f.retrans
+	}
+	retrans /= float64(len(fs))
+	fd.Shape = "shaping"
+	if retrans >= 0.02 {
+		fd.Shape = "policing"
+	}
+	fd.Flows, fd.FailedFlows = uint32(len(fs)), uint32(len(fs))
+	fd.Verdict = "confirmed"
+	if len(fs) < 2 {
+		fd.Verdict = "likely"
+	}
+	fd.Confidence = conf(0.5, len(fs), 1)
+	fd.Evidence = fmt.Sprintf("%d bulk flow(s) plateau at %.0f kbit/s (%s, %.1f%% retransmitted) while %s run at %.0f kbit/s",
+		len(fs), rate/1000, fd.Shape, retrans*100, what, control/1000)
+	j.emit(fd)
+}
+
+// interceptionRule: a TLS <= 1.2 certificate chains to a known
+// interception root.
+func interceptionRule(j *judgement, ip string, flows []*summary) {
+	byIssuer := map[string][]*summary{}
+	var issuers []string
+	for _, f := range flows {
+		if f.issuer == "" {
+			continue
+		}
+		for _, s := range j.set.cfg.InterceptionIssuers {
+			if strings.Contains(f.issuer, s) {
+				if byIssuer[f.issuer] == nil {
+					issuers = append(issuers, f.issuer)
+				}
+				byIssuer[f.issuer] = append(byIssuer[f.issuer], f)
+			}
+		}
+	}
+	slices.Sort(issuers)
+	for _, iss := range issuers {
+		fs := byIssuer[iss]
+		fd := j.finding(schemas.KindTLSInterception, ip, fs[0].serverPort, fs[0].name, fs)
+		fd.Trigger, fd.Method, fd.Issuer = "sni", "mitm", iss
+		fd.Flows, fd.FailedFlows = uint32(len(fs)), uint32(len(fs))
+		fd.Verdict = "confirmed"
+		fd.Confidence = conf(0.8, len(fs), 0)
+		fd.Evidence = fmt.Sprintf("%d flow(s) got a certificate issued by %q, a known interception root", len(fs), iss)
+		j.emit(fd)
+	}
+}
+
+// conf grows with failed flows and controls, from base, below 0.99.
+func conf(base float64, failed, controls int) float64 {
+	c := base + 0.1*float64(min(failed, 3)) + 0.1*float64(min(controls, 2))
+	return min(0.99, float64(int(c*100))/100)
+}
+
+func method(fs []*summary) string {
+	n := map[string]int{}
+	for _, f := range fs {
+		switch f.outcome {
+		case OutcomeReset:
+			n["rst"]++
+		case OutcomeICMP:
+			n["icmp"]++
+		default:
+			n["drop"]++
+		}
+	}
+	best := ""
+	for _, m := range []string{"rst", "icmp", "drop"} {
+		if best == "" || n[m] > n[best] {
+			best = m
+		}
+	}
+	return best
+}
+
+func outcomeMix(fs []*summary) string {
+	n := map[string]int{}
+	for _, f := range fs {
+		n[f.outcome]++
+	}
+	return mix(n)
+}
+
+func evidenceMix(fs []*summary) string {
+	n := map[string]int{}
+	for _, f := range fs {
+		for _, e := range f.evidence {
+			n[e]++
+		}
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	return mix(n)
+}
+
+func mix(n map[string]int) string {
+	keys := make([]string, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, n[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

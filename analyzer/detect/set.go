@@ -1,0 +1,110 @@
+package detect
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/tamperscope/tamperscope/analyzer/flow"
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// Set runs the per-flow classifier on every flow that ends and the
+// cross-flow rules on every window of packet time once it has closed.
+type Set struct {
+	cfg     Config
+	namesOf func(netip.Addr) []string
+	wins    map[int64]*window
+	ipNames map[string]map[string]struct{} // server IP -> names seen in flows
+	ttl     map[string]uint8               // server IP -> TTL of its SYN-ACKs
+}
+
+// New returns a detector set. namesOf gives the names DNS answers mapped
+// to an address (collateral of IP blocks); it may be nil.
+func New(cfg Config, namesOf func(netip.Addr) []string) *Set {
+	if namesOf == nil {
+		namesOf = func(netip.Addr) []string { return nil }
+	}
+	return &Set{
+		cfg:     cfg.withDefaults(),
+		namesOf: namesOf,
+		wins:    map[int64]*window{},
+		ipNames: map[string]map[string]struct{}{},
+		ttl:     map[string]uint8{},
+	}
+}
+
+// OnFlowEnd judges a flow that ended, fills the detector fields of r and
+// remembers its summary for the cross-flow rules; windows that closed
+// before nowNs are judged and their findings emitted.
+func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit func(*schemas.Finding)) {
+	classify(&s.cfg, st, r, nowNs, s.ttlOf)
+	if st.Proto == schemas.ProtoTCP && st.Dir[flow.FromServer].SYNs > 0 && st.Dir[flow.FromServer].Net.Pkts > 0 {
+		s.ttl[r.ServerIP] = st.Dir[flow.FromServer].Net.FirstTTL
+	}
+	sum := summarize(st, r)
+	if sum.name != "" {
+		names := s.ipNames[r.ServerIP]
+		if names == nil {
+			names = map[string]struct{}{}
+			s.ipNames[r.ServerIP] = names
+		}
+		if len(names) < 1000 {
+			names[sum.name] = struct{}{}
+		}
+	}
+	w := int64(s.cfg.Window)
+	start := r.StartNs - r.StartNs%w
+	win := s.wins[start]
+	if win == nil {
+		win = &window{startNs: start, endNs: start + w}
+		s.wins[start] = win
+	}
+	win.add(sum)
+	// A window is judged once no flow starting in it can still be open:
+	// flows live at most a TCP timeout, and residual effects need room.
+	grace := w + int64(s.cfg.ResidualWindow) + int64(flow.Config{}.TCPTimeout)
+	for k, old := range s.wins {
+		if nowNs-k > grace+w {
+			s.judge(old, emit)
+			delete(s.wins, k)
+		}
+	}
+}
+
+// Finish judges every remaining window (end of input), oldest first.
+func (s *Set) Finish(nowNs int64, emit func(*schemas.Finding)) {
+	keys := make([]int64, 0, len(s.wins))
+	for k := range s.wins {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		s.judge(s.wins[k], emit)
+		delete(s.wins, k)
+	}
+}
+
+func (s *Set) ttlOf(ip string) (uint8, bool) {
+	v, ok := s.ttl[ip]
+	return v, ok
+}
+
+// collateral lists every name seen on ip: in ClientHellos, HTTP Hosts and
+// QUIC Initials of any flow, and in DNS answers.
+func (s *Set) collateral(ip string) []string {
+	set := map[string]struct{}{}
+	for n := range s.ipNames[ip] {
+		set[n] = struct{}{}
+	}
+	if a, err := netip.ParseAddr(ip); err == nil {
+		for _, n := range s.namesOf(a) {
+			set[n] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,123 @@
+package analyzer
+
+import (
+	"fmt"
+
+	"github.com/tamperscope/tamperscope/analyzer/detect"
+	"github.com/tamperscope/tamperscope/analyzer/flow"
+	"github.com/tamperscope/tamperscope/analyzer/quic"
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// Output receives what the engine produces. Calls come from the goroutine
+// that calls Process and Close; the records are reused after the call
+// returns.
+type Output interface {
+	Flow(r *schemas.FlowRecord) error
+	Finding(f *schemas.Finding) error
+}
+
+// Config configures an Engine. The zero value works.
+type Config struct {
+	// Flow configures the flow table (timeouts, flow cap, stream bytes).
+	Flow flow.Config
+	// Detect configures the detectors.
+	Detect detect.Config
+}
+
+// Stats counts what the engine did.
+type Stats struct {
+	Packets  uint64
+	Flow     flow.Stats
+	Parse    ParseStats
+	Findings map[string]int // by kind
+}
+
+// Engine turns packets into flow records and findings. It is not safe for
+// concurrent use: shard by flow.Key.Hash (or by server address) and run one
+// engine per shard.
+type Engine struct {
+	table   *flow.Table
+	apps    apps
+	dns     *dnsNames
+	det     *detect.Set
+	out     Output
+	err     error // first output error: the engine stops producing after it
+	rec     schemas.FlowRecord
+	nowNs   int64
+	parse   ParseStats
+	quicDec quic.Decoder
+	pkts    uint64
+	counts  map[string]int
+}
+
+// New returns an engine writing to out.
+func New(cfg Config, out Output) *Engine {
+	e := &Engine{out: out, dns: newDNSNames(), counts: map[string]int{}}
+	e.det = detect.New(cfg.Detect, e.dns.namesOf)
+	fc := cfg.Flow
+	fc.OnEnd = e.onEnd
+	e.table = flow.New(fc)
+	return e
+}
+
+// Process runs every packet of b through the engine. It returns the first
+// error of the Output, after which the engine drops what it produces.
+func (e *Engine) Process(b *schemas.PacketBatch) error {
+	for i := range b.Packets {
+		p := &b.Packets[i]
+		e.pkts++
+		if p.TimestampNs > e.nowNs {
+			e.nowNs = p.TimestampNs
+			e.table.Advance(e.nowNs)
+		}
+		st, dir, isNew := e.table.Update(p)
+		if st == nil {
+			continue
+		}
+		a := e.apps.of(st, isNew)
+		if len(p.Payload) > 0 {
+			e.parsePayload(st, a, dir, p)
+		}
+	}
+	return e.err
+}
+
+// Close ends every open flow (end of input), runs the cross-flow detectors
+// over everything seen and returns the first Output error.
+func (e *Engine) Close() error {
+	e.table.FlushAll()
+	e.det.Finish(e.nowNs, e.emit)
+	return e.err
+}
+
+// Stats returns the counts so far.
+func (e *Engine) Stats() Stats {
+	c := make(map[string]int, len(e.counts))
+	for k, v := range e.counts {
+		c[k] = v
+	}
+	return Stats{Packets: e.pkts, Flow: e.table.Stats(), Parse: e.parse, Findings: c}
+}
+
+func (e *Engine) onEnd(st *flow.State, reason flow.EndReason) {
+	r := &e.rec
+	*r = schemas.FlowRecord{}
+	st.Record(r)
+	e.apps.of(st, false).record(r)
+	e.det.OnFlowEnd(st, r, e.nowNs, e.emit)
+	if e.err == nil {
+		if err := e.out.Flow(r); err != nil {
+			e.err = fmt.Errorf("write flow: %w", err)
+		}
+	}
+}
+
+func (e *Engine) emit(f *schemas.Finding) {
+	e.counts[f.Kind]++
+	if e.err == nil {
+		if err := e.out.Finding(f); err != nil {
+			e.err = fmt.Errorf("write finding: %w", err)
+		}
+	}
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tamperscope/tamperscope/analyzer"
+	"github.com/tamperscope/tamperscope/analyzer/decode"
+	"github.com/tamperscope/tamperscope/analyzer/flow"
+	"github.com/tamperscope/tamperscope/capture"
+	"github.com/tamperscope/tamperscope/capture/merge"
+	"github.com/tamperscope/tamperscope/capture/pcapfile"
+	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport/inproc"
+)
+
+const replayExamples = `  tamperscope replay capture.pcapng
+  tamperscope replay --out datasets/ day1/*.pcap.gz
+  tamperscope replay --format json capture.pcap | jq 'select(.kind != null)'
+`
+
+type replayConfig struct {
+	files    []string
+	out      string
+	format   string
+	packets  bool
+	vantage  string
+	maxFlows int
+	progress string
+	quiet    bool
+}
+
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg replayConfig
+	fs := newFlagSet("replay", "replay [flags] FILE...", replayExamples, stderr)
+	fs.StringVar(&cfg.out, "out", "", "write Parquet datasets (flows/, findings/) under `DIR`")
+	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table and summary) or json (flow records and findings as JSON lines)")
+	fs.BoolVar(&cfg.packets, "packets", false, "also write the packets/ dataset (packet metadata archive) under --out")
+	fs.StringVar(&cfg.vantage, "vantage", "", "vantage identifier recorded in every record")
+	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap; least recently active flows are evicted beyond it (default 262144)")
+	fs.StringVar(&cfg.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.files = fs.Args()
+	switch {
+	case len(cfg.files) == 0:
+		return usageError{errors.New("no capture files given")}
+	case cfg.format != "table" && cfg.format != "json":
+		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
+	case cfg.progress != "auto" && cfg.progress != "always" && cfg.progress != "never":
+		return usageError{fmt.Errorf("unknown --progress %q: want auto, always or never", cfg.progress)}
+	case cfg.packets && cfg.out == "":
+		return usageError{errors.New("--packets needs --out")}
+	}
+	return replay(ctx, cfg, stdout, stderr)
+}
+
+func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) error {
+	var sources []capture.Source
+	var totalBytes int64
+	var openErrs []error
+	for _, path := range cfg.files {
+		r, err := pcapfile.Open(path, pcapfile.Options{})
+		if err != nil {
+			openErrs = append(openErrs, err)
+			fmt.Fprintf(stderr, "tamperscope replay: %v\n", err)
+			continue
+		}
+		if fi, err := os.Stat(path); err == nil {
+			totalBytes += fi.Size()
+		}
+		sources = append(sources, r)
+	}
+	if len(sources) == 0 {
+		return fmt.Errorf("no readable capture among %d file(s)", len(cfg.files))
+	}
+	src := merge.New(sources...)
+	defer src.Close()
+
+	out := &replayOutput{stdout: stdout, json: cfg.format == "json"}
+	if cfg.out != "" {
+		ds, err := sink.Open(cfg.out, sink.Config{Version: version, Name: "replay"})
+		if err != nil {
+			return fmt.Errorf("open datasets: %w", err)
+		}
+		out.ds = ds
+	}
+	eng := analyzer.New(analyzer.Config{Flow: flow.Config{MaxFlows: cfg.maxFlows}}, out)
+
+	pipe := inproc.New(8)
+	prog := &ingest.Progress{}
+	start := time.Now()
+	var ist ingest.Stats
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ist, readErr = ingest.Run(ctx, src, pipe, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}})
+		pipe.Close()
+	}()
+	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
+	var procErr error
+	for {
+		d, err := pipe.Next(ctx)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				procErr = err
+			}
+			break
+		}
+		if procErr == nil && out.ds != nil && cfg.packets {
+			procErr = out.ds.WritePackets(d.Batch.Packets)
+		}
+		if procErr == nil {
+			procErr = eng.Process(d.Batch)
+		}
+		pipe.Release(d)
+	}
+	wg.Wait()
+	if procErr == nil {
+		procErr = eng.Close()
+	}
+	stopBar()
+	if out.ds != nil {
+		if err := out.ds.Close(); err != nil && procErr == nil {
+			procErr = fmt.Errorf("close datasets: %w", err)
+		}
+	}
+	if procErr != nil {
+		return procErr
+	}
+	if readErr != nil {
+		fmt.Fprintf(stderr, "tamperscope replay: %v (everything before it was analyzed)\n", readErr)
+	}
+	if !cfg.quiet && !out.json {
+		printFindings(stdout, out.findings)
+		printSummary(stdout, ist, eng.Stats(), time.Since(start), out)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if readErr != nil || len(openErrs) > 0 {
+		return partialError{errors.Join(append(openErrs, readErr)...)}
+	}
+	return nil
+}
+
+// replayOutput fans engine output out to the datasets, JSON lines and the
+// findings table.
+type replayOutput struct {
+	stdout   io.Writer
+	json     bool
+	ds       *sink.Dataset
+	enc      *json.Encoder
+	flows    uint64
+	findings []schemas.Finding
+}
+
+func (o *replayOutput) Flow(r *schemas.FlowRecord) error {
+	o.flows++
+	if o.ds != nil {
+		if err := o.ds.WriteFlow(r); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return o.line(struct {
+			Record string `json:"record"`
+			*schemas.FlowRecord
+		}{"flow", r})
+	}
+	return nil
+}
+
+func (o *replayOutput) Finding(f *schemas.Finding) error {
+	o.findings = append(o.findings, *f)
+	if o.ds != nil {
+		if err := o.ds.WriteFinding(f); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return o.line(struct {
+			Record string `json:"record"`
+			*schemas.Finding
+		}{"finding", f})
+	}
+	return nil
+}
+
+func (o *replayOutput) line(v any) error {
+	if o.enc == nil {
+		o.enc = json.NewEncoder(o.stdout)
+	}
+	return o.enc.Encode(v)
+}
+
+// startProgress draws a one-line progress bar on a terminal; it returns a
+// func that stops it and clears the line.
+func startProgress(cfg replayConfig, stderr io.Writer, prog *ingest.Progress, total int64, eng *analyzer.Engine) func() {
+	show := cfg.progress == "always"
+	if cfg.progress == "auto" && !cfg.quiet {
+		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			show = true
+		}
+	}
+	if !show {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(stderr, "\r\033[K")
+				return
+			case <-t.C:
+				b, n := prog.Bytes.Load(), prog.Frames.Load()
+				el := time.Since(start).Seconds()
+				pct := ""
+				if total > 0 {
+					pct = fmt.Sprintf("%3.0f%% ", 100*float64(b)/float64(total))
+				}
+				fmt.Fprintf(stderr, "\r\033[K%s%s  %s packets  %.2f Mpkt/s", pct, humanBytes(b), humanCount(n), float64(n)/el/1e6)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func humanBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", b>>10)
+}
+
+func humanCount(n uint64) string {
+	if n >= 1e6 {
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	}
+	return fmt.Sprint(n)
+}
+
+func printFindings(w io.Writer, fs []schemas.Finding) {
+	if len(fs) == 0 {
+		fmt.Fprintln(w, "No findings.")
+		return
+	}
+	fmt.Fprintf(w, "%-18s %-22s %-28s %-7s %-6s %-21s %5s %s\n", "KIND", "TARGET", "NAME", "METHOD", "FLOWS", "VERDICT", "CONF", "EVIDENCE")
+	for _, f := range fs {
+		target := f.TargetIP
+		if f.TargetPort != 0 {
+			target = fmt.Sprintf("%s:%d", f.TargetIP, f.TargetPort)
+			if strings.Contains(f.TargetIP, ":") {
+				target = fmt.Sprintf("[%s]:%d", f.TargetIP, f.TargetPort)
+			}
+		}
+		name := f.TargetName
+		if f.Kind == schemas.KindIPBlocking && len(f.Collateral) > 0 {
+			name = fmt.Sprintf("(%d names)", len(f.Collateral))
+		}
+		if f.Kind == schemas.KindThrottling {
+			name = strings.TrimSpace(fmt.Sprintf("%s %.0f kbit/s", name, f.RateBps/1000))
+		}
+		fmt.Fprintf(w, "%-18s %-22s %-28s %-7s %2d/%-3d %-21s %5.2f %s\n", f.Kind, target, trunc(name, 28), f.Method, f.FailedFlows, f.Flows, f.Verdict, f.Confidence, f.Evidence)
+		if f.Kind == schemas.KindIPBlocking && len(f.Collateral) > 0 {
+			fmt.Fprintf(w, "%-18s collateral: %s\n", "", strings.Join(f.Collateral, ", "))
+		}
+	}
+}
+
+func trunc(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func printSummary(w io.Writer, ist ingest.Stats, es analyzer.Stats, el time.Duration, o *replayOutput) {
+	pps := float64(ist.Source.Frames) / el.Seconds()
+	fmt.Fprintf(w, "\n%d packets (%d skipped) in %.2fs (%.2f Mpkt/s), %d flows (%d evicted), %d ClientHellos, %d QUIC Initials, %d HTTP requests, %d findings\n",
+		ist.Source.Frames, ist.Skipped(), el.Seconds(), pps/1e6, o.flows, es.Flow.Evicted,
+		es.Parse.ClientHellos+es.Parse.QUICHellos, es.Parse.QUICInitials, es.Parse.HTTPRequests, len(o.findings))
+	if o.ds != nil {
+		st := o.ds.Stats()
+		fmt.Fprintf(w, "datasets: %d flow rows, %d finding rows, %d packet rows\n", st.Flows.Rows, st.Findings.Rows, st.Packets.Rows)
+	}
+}

@@ -1,0 +1,141 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/tamperscope/tamperscope/analyzer/decode"
+	"github.com/tamperscope/tamperscope/capture"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/transport"
+)
+
+// Config configures Run. The zero value works.
+type Config struct {
+	// BatchSize is the number of packets per published batch. The default
+	// is 4096.
+	BatchSize int
+	// Snap is the payload snapshot policy.
+	Snap SnapConfig
+	// Decode configures the decoder (vantage id, tunnel ports).
+	Decode decode.Options
+	// Progress, when set, is updated as frames are read, for progress
+	// display from another goroutine.
+	Progress *Progress
+}
+
+// Progress is read by other goroutines while Run works.
+type Progress struct {
+	Frames atomic.Uint64
+	Bytes  atomic.Uint64 // input bytes consumed, as the source counts them
+}
+
+// Stats is what Run did.
+type Stats struct {
+	Source    capture.Stats
+	Decode    decode.Stats
+	Published uint64 // packets published
+	Batches   uint64
+	SnapBytes uint64 // payload bytes snapshotted
+}
+
+// Skipped is the number of frames that were not published.
+func (s Stats) Skipped() uint64 { return s.Decode.Frames - s.Published }
+
+// BatchGetter is implemented by transports that recycle batches.
+type BatchGetter interface {
+	Get() *schemas.PacketBatch
+}
+
+// Run reads src to its end, publishing batches to pub. It returns nil at
+// the end of the input and the source's error otherwise; in both cases
+// every frame read before the end has been published. It does not close
+// pub.
+func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg Config) (Stats, error) {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 4096
+	}
+	dec := decode.New(cfg.Decode)
+	snap := newSnapper(cfg.Snap)
+	getter, _ := pub.(BatchGetter)
+	get := func() *schemas.PacketBatch {
+		if getter != nil {
+			return getter.Get()
+		}
+		return &schemas.PacketBatch{}
+	}
+	var st Stats
+	b := get()
+	type snapRef struct{ idx, off, n int }
+	var refs []snapRef
+	flush := func() error {
+		if len(b.Packets) == 0 {
+			return nil
+		}
+		// Point snapshots into the arena now that it no longer grows.
+		for _, r := range refs {
+			b.Packets[r.idx].Payload = b.Arena[r.off : r.off+r.n : r.off+r.n]
+		}
+		refs = refs[:0]
+		st.Published += uint64(len(b.Packets))
+		st.Batches++
+		if err := pub.Publish(ctx, b); err != nil {
+			return fmt.Errorf("publish batch: %w", err)
+		}
+		b = get()
+		return nil
+	}
+
+	var f capture.Frame
+	var readErr error
+	for {
+		if err := src.Next(&f); err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+			}
+			break
+		}
+		if cfg.Progress != nil && dec.Stats().Frames&1023 == 0 {
+			s := src.Stats()
+			cfg.Progress.Frames.Store(s.Frames)
+			cfg.Progress.Bytes.Store(s.Bytes)
+		}
+		if len(b.Packets) == cap(b.Packets) {
+			if len(b.Packets) >= cfg.BatchSize {
+				if err := flush(); err != nil {
+					return st, err
+				}
+			}
+			if cap(b.Packets) < cfg.BatchSize {
+				b.Packets = append(make([]schemas.PacketMeta, 0, cfg.BatchSize), b.Packets...)
+			}
+		}
+		b.Packets = b.Packets[:len(b.Packets)+1]
+		p := &b.Packets[len(b.Packets)-1]
+		if err := dec.Decode(&f, p); err != nil && !errors.Is(err, decode.ErrPartial) {
+			b.Packets = b.Packets[:len(b.Packets)-1]
+			continue
+		}
+		hash, dir := flowHash(p)
+		n := snap.keep(p, hash, dir)
+		if n > 0 {
+			refs = append(refs, snapRef{len(b.Packets) - 1, len(b.Arena), n})
+			b.Arena = append(b.Arena, p.Payload[:n]...)
+			st.SnapBytes += uint64(n)
+		}
+		p.Payload = nil
+	}
+	if err := flush(); err != nil {
+		return st, err
+	}
+	st.Source = src.Stats()
+	st.Decode = dec.Stats()
+	if cfg.Progress != nil {
+		cfg.Progress.Frames.Store(st.Source.Frames)
+		cfg.Progress.Bytes.Store(st.Source.Bytes)
+	}
+	return st, readErr
+}
