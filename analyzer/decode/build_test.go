@@ -203,3 +203,19 @@ func vxlanHdr(vni uint32) []byte {
 func geneveHdr(optWords uint8, proto uint16) []byte {
 	return cat([]byte{optWords & 0x3f, 0}, u16(proto), []byte{0, 0, 1, 0}, make([]byte, 4*int(optWords)))
 }
+
+// nflogRec builds an NFLOG record: header, a prefix TLV and the payload
+// TLV, with TLV fields in the given byte order.
+func nflogRec(family uint8, order binary.AppendByteOrder, payload []byte) []byte {
+	b := []byte{family, 0, 0, 5}
+	b = order.AppendUint16(b, 8)
+	b = order.AppendUint16(b, 10) // NFULA_PREFIX
+	b = append(b, 'a', 'b', 'c', 0)
+	b = order.AppendUint16(b, uint16(4+len(payload)))
+	b = order.AppendUint16(b, 9)
+	b = append(b, payload...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}

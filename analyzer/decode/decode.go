@@ -13,6 +13,7 @@ const (
 	linkRawA    uint16 = 12 // DLT_RAW as written by some BSDs
 	linkRawB    uint16 = 14 // DLT_RAW as written by OpenBSD
 	linkPPPHDLC uint16 = 50 // PPP in HDLC-like framing
+	linkNFLOG   uint16 = 239
 )
 
 // Options configures a Decoder. The zero value works.
@@ -131,6 +132,8 @@ func (d *Decoder) link(lt uint16, b []byte, p *schemas.PacketMeta) Reason {
 		return d.ethertype(be16(b), b[20:], p)
 	case linkPPP, linkPPPHDLC:
 		return d.ppp(b, p)
+	case linkNFLOG:
+		return d.nflog(b, p)
 	}
 	return ReasonUnsupportedLinkType
 }
@@ -153,6 +156,43 @@ func (d *Decoder) null(b []byte, p *schemas.PacketMeta) Reason {
 		return d.ipv6(b[4:], p)
 	}
 	return ReasonNotIP
+}
+
+// nflog finds the packet TLV of a Linux NFLOG record. TLV lengths and
+// types are in the capturing host's byte order; types are small, so the
+// first TLV's type tells the order.
+func (d *Decoder) nflog(b []byte, p *schemas.PacketMeta) Reason {
+	if len(b) < 4 {
+		return ReasonTruncatedL2
+	}
+	family := b[0]
+	b = b[4:]
+	order := binary.ByteOrder(binary.LittleEndian)
+	if len(b) >= 4 && binary.LittleEndian.Uint16(b[2:]) > 0xff {
+		order = binary.BigEndian
+	}
+	for len(b) >= 4 {
+		l, typ := int(order.Uint16(b)), order.Uint16(b[2:])
+		if l < 4 {
+			return ReasonTruncatedL2
+		}
+		if typ == 9 { // NFULA_PAYLOAD
+			v := b[4:min(l, len(b))]
+			switch family {
+			case 2:
+				return d.ipv4(v, p)
+			case 10:
+				return d.ipv6(v, p)
+			}
+			return ReasonNotIP
+		}
+		l = (l + 3) &^ 3
+		if l > len(b) {
+			return ReasonTruncatedL2
+		}
+		b = b[l:]
+	}
+	return ReasonTruncatedL2
 }
 
 func (d *Decoder) ether(b []byte, p *schemas.PacketMeta) Reason {

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -150,6 +151,9 @@ func tableCases() []tcase {
 		{name: "ppp/ipv4", link: 9, frame: cat([]byte{0xff, 3}, u16(0x21), inner4), want: want4},
 		{name: "ppp/compressed-protocol", link: 9, frame: cat([]byte{0x21}, inner4), want: want4},
 		{name: "ppp-hdlc/ipv6", link: 50, frame: cat([]byte{0xff, 3}, u16(0x57), inner6), want: want6},
+		{name: "nflog-le/ipv4", link: 239, frame: nflogRec(2, binary.LittleEndian, inner4), want: want4},
+		{name: "nflog-be/ipv6", link: 239, frame: nflogRec(10, binary.BigEndian, inner6), want: want6},
+		{name: "nflog-no-payload-tlv", link: 239, frame: nflogRec(2, binary.LittleEndian, nil)[:12], reason: ReasonTruncatedL2},
 		{name: "unsupported-link-182", link: 182, frame: inner4, reason: ReasonUnsupportedLinkType},
 		{name: "4in4", link: capture.LinkEthernet, frame: eth(0x0800, outer4(4).build(inner4)), want: want4},
 		{name: "6in4", link: capture.LinkEthernet, frame: eth(0x0800, outer4(41).build(inner6)), want: want6},

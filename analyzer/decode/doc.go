@@ -16,7 +16,8 @@
 // pseudowire control word before Ethernet), PPPoE session; Linux SLL and
 // SLL2; raw IP (101, and the BSD DLT_RAW values 12 and 14), IPv4 (228) and
 // IPv6 (229); BSD NULL and OpenBSD LOOP with the address family in either
-// byte order (AF_INET 2, AF_INET6 24, 28, 30); PPP (9, 50). Non-IP frames
+// byte order (AF_INET 2, AF_INET6 24, 28, 30); PPP (9, 50); Linux NFLOG
+// (239). Non-IP frames
 // (ARP, LLDP, PPP control, other address families) are ReasonNotIP: a
 // counted skip, not damage.
 //
