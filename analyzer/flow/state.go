@@ -10,7 +10,17 @@ import (
 // valid until the next call into the table, and the one given to OnEnd only
 // during that call. Exported fields are read-only for callers.
 type State struct {
-	Key       Key
+	Key Key
+
+	// Table bookkeeping, next to Key: both are read for every packet.
+	idx, prev, next int32
+	cls             uint8
+	live            bool
+	reason          EndReason
+	gen             uint32
+	linkNs          int64
+	hash            uint64
+
 	Proto     uint8
 	IPVersion uint8
 	Client    netip.AddrPort
@@ -47,15 +57,8 @@ type State struct {
 	serverISNp1 uint32 // server ISN + 1, to recognise the handshake ACK
 	lastAdvance [2]int64
 
-	// Table bookkeeping.
-	idx, prev, next int32
-	cls             uint8
-	gen             uint32
-	live            bool
-	reason          EndReason
-	hash            uint64
-	stopped         [2]bool
-	buf             [2]*buffer
+	stopped [2]bool
+	buf     [2]*buffer
 }
 
 const maxHistory = 64

@@ -178,17 +178,25 @@ func (t *Table) expiryReason(st *State) EndReason {
 func (t *Table) Advance(nowNs int64) {
 	t.sweepAt = nowNs + sweepNs
 	for c := uint8(0); c < nClasses; c++ {
+		to := t.timeout[c]
 		for {
 			i := t.lists[c].tail
 			if i < 0 {
 				break
 			}
 			st := t.state(i)
-			if nowNs-st.LastNs <= t.timeout[c] {
-				break
+			switch {
+			case nowNs-st.LastNs > to:
+				t.end(st, t.expiryReason(st))
+			case nowNs-st.linkNs > to:
+				// Active since it was linked: second chance at the head.
+				t.unlink(st)
+				t.linkHead(st)
+			default:
+				goto next
 			}
-			t.end(st, t.expiryReason(st))
 		}
+	next:
 	}
 }
 
@@ -320,18 +328,25 @@ func (s *State) class() uint8 {
 	return clsUDP
 }
 
+// touch records activity. A flow moves to the head of its LRU list only
+// when its class changes or a second of packet time passed since it was
+// last linked: relinking touches two neighbouring flows, and doing it per
+// packet would cost three cache misses. Lists stay ordered by link time and
+// a flow's link time never exceeds its last packet time, which keeps expiry
+// and eviction exact (see Advance and evict).
 func (t *Table) touch(st *State, ts int64) {
 	if ts > st.LastNs {
 		st.LastNs = ts
 	}
 	c := st.class()
-	if c == clsTCPClosed && st.cls != clsTCPClosed {
-		st.reason = EndFIN
-		if st.z[0].state == tcpReset || st.z[1].state == tcpReset {
-			st.reason = EndRST
+	if c != st.cls {
+		if c == clsTCPClosed {
+			st.reason = EndFIN
+			if st.z[0].state == tcpReset || st.z[1].state == tcpReset {
+				st.reason = EndRST
+			}
 		}
-	}
-	if st.prev == -1 && t.lists[st.cls].head == st.idx && c == st.cls {
+	} else if st.LastNs-st.linkNs < sweepNs {
 		return
 	}
 	t.unlink(st)
@@ -340,6 +355,7 @@ func (t *Table) touch(st *State, ts int64) {
 }
 
 func (t *Table) linkHead(st *State) {
+	st.linkNs = st.LastNs
 	l := &t.lists[st.cls]
 	st.prev, st.next = -1, l.head
 	if l.head >= 0 {
@@ -365,18 +381,29 @@ func (t *Table) unlink(st *State) {
 	st.prev, st.next = -1, -1
 }
 
-// evict ends the least recently active flow: the oldest of the class tails.
+// evict ends the least recently active flow. List tails are the oldest by
+// link time; a tail active since it was linked goes back to its head and
+// the search repeats, so the victim is the flow with the oldest packet.
 func (t *Table) evict() {
-	var victim *State
-	for c := range t.lists {
-		if i := t.lists[c].tail; i >= 0 {
-			if st := t.state(i); victim == nil || st.LastNs < victim.LastNs {
-				victim = st
+	for {
+		var victim *State
+		for c := range t.lists {
+			if i := t.lists[c].tail; i >= 0 {
+				if st := t.state(i); victim == nil || st.linkNs < victim.linkNs {
+					victim = st
+				}
 			}
 		}
-	}
-	if victim != nil {
+		if victim == nil {
+			return
+		}
+		if victim.LastNs != victim.linkNs {
+			t.unlink(victim)
+			t.linkHead(victim)
+			continue
+		}
 		t.end(victim, EndEvicted)
+		return
 	}
 }
 
