@@ -89,7 +89,7 @@ func (d *Decoder) Decode(f *capture.Frame, p *schemas.PacketMeta) error {
 	if p.WireLen == 0 {
 		p.WireLen = uint32(len(f.Data))
 	}
-	d.unseen = int(p.WireLen) - len(f.Data)
+	d.unseen = max(int(p.WireLen)-len(f.Data), 0)
 	if f.WireLen == 0 { // unknown: any shortfall may be the snaplen
 		d.unseen = 1 << 30
 	}

@@ -44,7 +44,7 @@ func (d *Decoder) ipv4(b []byte, p *schemas.PacketMeta) Reason {
 		return ReasonBadIPLength
 	}
 	p.IPVersion = 4
-	p.IPLen = uint16(tl)
+	p.IPLen = uint16(min(tl, 0xffff))
 	p.IPID = uint32(be16(b[4:]))
 	p.TTL = b[8]
 	p.Proto = b[9]

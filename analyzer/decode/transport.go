@@ -94,9 +94,6 @@ func (d *Decoder) udp(b []byte, n int, p *schemas.PacketMeta) Reason {
 	if ul := int(be16(b[4:])); ul >= 8 && ul-8 < pl {
 		pl = ul - 8
 	}
-	if pl < 0 { // IP says less than a UDP header
-		return ReasonTruncatedUDP
-	}
 	pay := b[8:]
 	if len(pay) > pl {
 		pay = pay[:pl]
@@ -210,7 +207,7 @@ func (d *Decoder) icmp(b []byte, n int, p *schemas.PacketMeta, v6 bool) Reason {
 		p.ICMPType = b[0]
 		p.ICMPCode = b[1]
 	}
-	if len(b) < 8 || n < 8 {
+	if len(b) < 8 {
 		return ReasonTruncatedICMP
 	}
 	p.PayloadLen = uint32(n - 8)
