@@ -41,7 +41,9 @@
 // of overlapping bytes; State.Stream returns the contiguous prefix. UDP
 // keeps the first datagrams (State.Datagrams) for QUIC Initial parsing.
 // Payload comes from PacketMeta.Payload, the capture's snapshot: bytes it
-// does not carry leave a hole. State.StopCollect returns the buffer.
+// does not carry leave a hole. A collecting direction holds a buffer of
+// max(StreamBytes, DatagramBytes) bytes; State.StopCollect returns it to the
+// free list, which the engine should do as soon as its parser is done.
 //
 // Expiry uses packet time only. Flows sit in one LRU list per timeout class
 // (TCP attempt, TCP, TCP closed, UDP, ICMP), so expiry pops list tails and
