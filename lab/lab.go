@@ -26,9 +26,6 @@ import (
 	"github.com/tamperscope/tamperscope/lab/server"
 )
 
-// Tools lists the binaries Run drives; lab/setup.sh installs them.
-var Tools = []string{"ip", "tc", "iptables", "ip6tables", "ethtool", "tcpdump", "ping"}
-
 // Config selects what Run does. The zero value runs every scenario with
 // seed 0 into the current directory.
 type Config struct {
@@ -76,7 +73,7 @@ func Check() error {
 		return ErrNotRoot
 	}
 	var missing []string
-	for _, t := range Tools {
+	for _, t := range netns.Tools {
 		if _, err := exec.LookPath(t); err != nil {
 			missing = append(missing, t)
 		}

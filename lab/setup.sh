@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the binaries the censor lab drives (ip, tc, iptables, ethtool,
-# tcpdump, ping). Idempotent: does nothing when every tool is present.
+# Installs the binaries the censor lab drives (netns.Tools: ip, tc,
+# iptables, ethtool, tcpdump, ping, sysctl). Idempotent: does nothing when
+# every tool is present.
 set -eu
 
 need=""
@@ -11,6 +12,7 @@ command -v ip6tables >/dev/null 2>&1 || need="$need iptables"
 command -v ethtool >/dev/null 2>&1 || need="$need ethtool"
 command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
 command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
+command -v sysctl >/dev/null 2>&1 || need="$need procps"
 
 if [ -z "$need" ]; then
 	exit 0

@@ -13,6 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Tools lists the binaries the lab drives; lab/setup.sh installs them.
+var Tools = []string{"ip", "tc", "iptables", "ip6tables", "ethtool", "tcpdump", "ping", "sysctl"}
+
 // Prefix starts the name of every namespace the lab creates.
 const Prefix = "tslab-"
 

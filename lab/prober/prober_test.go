@@ -1,0 +1,173 @@
+package prober_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tamperscope/tamperscope/lab/prober"
+	"github.com/tamperscope/tamperscope/lab/server"
+)
+
+func freePort(t *testing.T, network string) uint16 {
+	t.Helper()
+	if network == "udp" {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		return uint16(u.LocalAddr().(*net.UDPAddr).Port)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// silent accepts connections and never answers: handshakes time out.
+func silent(t *testing.T) uint16 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// resetting accepts connections and aborts them at once.
+func resetting(t *testing.T) uint16 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			// Wait for the ClientHello so the reset hits a live exchange.
+			_, _ = c.Read(make([]byte, 1))
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+func TestOutcomes(t *testing.T) {
+	ca, err := server.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort, tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
+	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: httpPort, TLSPort: tlsPort, QUICPort: quicPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	local := netip.AddrPortFrom(lo, 0)
+	at := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(lo, p) }
+	p := &prober.Prober{Roots: ca.Pool}
+	for _, tc := range []struct {
+		name    string
+		req     prober.Request
+		want    string
+		wantLen int
+	}{
+		{"tls13", prober.Request{Proto: prober.TLS, Remote: at(tlsPort), Name: "a.test", Size: 5000}, prober.OK, 5000},
+		{"tls12", prober.Request{Proto: prober.TLS, Remote: at(tlsPort), Name: "a.test", Size: 10, TLS12: true}, prober.OK, 10},
+		{"http", prober.Request{Proto: prober.HTTP, Remote: at(httpPort), Name: "a.test", Size: 70000}, prober.OK, 70000},
+		{"quic", prober.Request{Proto: prober.QUIC, Remote: at(quicPort), Name: "a.test"}, prober.OK, 0},
+		{"unknown name fails verification", prober.Request{Proto: prober.TLS, Remote: at(tlsPort), Name: "b.test", Size: 10}, prober.Failed, 0},
+		{"closed port", prober.Request{Proto: prober.TLS, Remote: at(freePort(t, "tcp")), Name: "a.test"}, prober.Refused, 0},
+		{"silent server", prober.Request{Proto: prober.TLS, Remote: at(silent(t)), Name: "a.test", Timeout: 300 * time.Millisecond}, prober.Timeout, 0},
+		{"resetting server", prober.Request{Proto: prober.TLS, Remote: at(resetting(t)), Name: "a.test"}, prober.Reset, 0},
+		{"client abort", prober.Request{Proto: prober.HTTP, Remote: at(httpPort), Name: "a.test", Size: 1 << 20, AbortAfter: 4096}, prober.Aborted, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Local = local
+			a := p.Do(context.Background(), tc.req)
+			if a.Outcome != tc.want {
+				t.Fatalf("outcome %s (%s), want %s", a.Outcome, a.Error, tc.want)
+			}
+			if tc.wantLen >= 0 && a.Bytes != tc.wantLen {
+				t.Errorf("%d body bytes, want %d", a.Bytes, tc.wantLen)
+			}
+			if tc.want == prober.Aborted && (a.Bytes < 4096 || a.Bytes >= 1<<20) {
+				t.Errorf("aborted after %d bytes, want a partial read", a.Bytes)
+			}
+		})
+	}
+}
+
+func TestHappyEyeballs(t *testing.T) {
+	l6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	l6.Close()
+	ca, err := server.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort, tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
+	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: httpPort, TLSPort: tlsPort, QUICPort: quicPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p := &prober.Prober{Roots: ca.Pool}
+	v6 := prober.Request{Proto: prober.TLS, Local: netip.MustParseAddrPort("[::1]:0"), Remote: netip.AddrPortFrom(netip.IPv6Loopback(), tlsPort), Name: "a.test", Size: 100}
+	v4 := v6
+	v4.Local, v4.Remote = netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), tlsPort)
+	w, l, _ := p.HappyEyeballs(context.Background(), v6, v4)
+	if w.Outcome != prober.OK || w.Bytes != 100 {
+		t.Errorf("winner %s with %d bytes (%s), want ok with 100", w.Outcome, w.Bytes, w.Error)
+	}
+	if l.Outcome != prober.Abandoned {
+		t.Errorf("loser %s, want abandoned", l.Outcome)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, prober.OK},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, prober.Refused},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, prober.Reset},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, prober.Unreachable},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EACCES)}, prober.Unreachable},
+		{fmt.Errorf("dial: %w", context.DeadlineExceeded), prober.Timeout},
+		{os.ErrDeadlineExceeded, prober.Timeout},
+		{errors.New("tls: bad certificate"), prober.Failed},
+	} {
+		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
+			if got := prober.Classify(tc.err); got != tc.want {
+				t.Errorf("Classify = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
