@@ -72,30 +72,44 @@ func (e *Engine) parseTCP(st *flow.State, a *app, dir flow.Dir) {
 	if len(b) == 0 {
 		return
 	}
-	if dir == flow.FromServer {
-		if a.proto != "tls" || a.srvDone {
-			st.StopCollect(dir)
-			return
-		}
-		sh, err := tlshello.ParseServerHello(b)
-		switch {
-		case err == nil:
-			a.sh, a.srvDone = sh, true
-			e.parse.ServerHellos++
-			st.StopCollect(dir)
-		case errors.Is(err, tlshello.ErrIncomplete):
-			if sh.CipherSuite != 0 {
-				a.sh = sh // keep what is complete in case no more comes
-			}
-		default:
-			e.parse.Malformed++
-			st.StopCollect(dir)
-		}
+	// Without the SYN the table may have guessed the client wrong (two
+	// "server" ports): a request or ClientHello says who the client is.
+	midstream := st.SynRTTNs == 0 && st.HandshakeRTTNs == 0
+	if dir == flow.FromClient || midstream && !a.hello && a.proto == "" && (tlshello.LooksLikeClientHello(b) || httpreq.LooksLikeRequest(b)) {
+		e.parseRequest(st, a, dir, b)
 		return
 	}
+	if a.proto != "tls" || a.srvDone {
+		st.StopCollect(dir)
+		return
+	}
+	sh, err := tlshello.ParseServerHello(b)
+	switch {
+	case err == nil:
+		a.sh, a.srvDone = sh, true
+		e.parse.ServerHellos++
+		st.StopCollect(dir)
+	case errors.Is(err, tlshello.ErrIncomplete):
+		if sh.CipherSuite != 0 {
+			a.sh = sh // keep what is complete in case no more comes
+		}
+	default:
+		e.parse.Malformed++
+		st.StopCollect(dir)
+	}
+}
+
+// parseRequest reads what a client sends first: a TLS ClientHello or an
+// HTTP/1.x request, recognised by content on any port.
+func (e *Engine) parseRequest(st *flow.State, a *app, dir flow.Dir, b []byte) {
 	if a.hello {
 		st.StopCollect(dir)
 		return
+	}
+	if n, ok := socks5Prefix(b); ok {
+		b = b[n:] // TLS or HTTP through a SOCKS5 proxy: read what follows
+	} else if n < 0 {
+		return // a SOCKS5 handshake, not complete yet
 	}
 	switch {
 	case tlshello.LooksLikeClientHello(b):
@@ -109,7 +123,11 @@ func (e *Engine) parseTCP(st *flow.State, a *app, dir flow.Dir) {
 		case errors.Is(err, tlshello.ErrIncomplete):
 			a.proto = "tls"
 		default:
+			// A broken extension block still shows the name a censor's
+			// DPI would read before the fault.
 			e.parse.Malformed++
+			a.proto, a.hello = "tls", true
+			a.setHello(&ch)
 			st.StopCollect(dir)
 		}
 	case httpreq.LooksLikeRequest(b):
@@ -139,7 +157,17 @@ func (e *Engine) parseUDP(a *app, dir flow.Dir, p *schemas.PacketMeta) {
 		}
 		return
 	}
-	if a.hello || dir != flow.FromClient || len(b) < 7 || b[0]&0x80 == 0 {
+	if a.hello || dir != flow.FromClient || len(b) < 7 {
+		return
+	}
+	if b[0]&0x80 == 0 {
+		// HTTP over UDP (SSDP) names hosts too.
+		if httpreq.LooksLikeRequest(b) {
+			if req, err := httpreq.Parse(b); err == nil {
+				a.proto, a.hello, a.host, a.method = "http", true, req.Host, req.Method
+				e.parse.HTTPRequests++
+			}
+		}
 		return
 	}
 	if a.quic == nil {
@@ -211,4 +239,37 @@ func tlsVersionName(v uint16) string {
 		return "tls1.3"
 	}
 	return fmt.Sprintf("%04x", v)
+}
+
+// socks5Prefix recognises a client's SOCKS5 greeting and CONNECT request
+// (RFC 1928) at the start of b and returns their length. n < 0 means b
+// starts like one but is not complete yet.
+func socks5Prefix(b []byte) (n int, ok bool) {
+	if len(b) < 2 || b[0] != 5 || b[1] == 0 || b[1] > 8 {
+		return 0, false
+	}
+	g := 2 + int(b[1])
+	if len(b) < g+5 {
+		return -1, false
+	}
+	r := b[g:]
+	if r[0] != 5 || r[1] != 1 || r[2] != 0 {
+		return 0, false
+	}
+	var addr int
+	switch r[3] {
+	case 1:
+		addr = 4
+	case 3:
+		addr = 1 + int(r[4])
+	case 4:
+		addr = 16
+	default:
+		return 0, false
+	}
+	n = g + 4 + addr + 2
+	if len(b) <= n {
+		return -1, false
+	}
+	return n, true
 }

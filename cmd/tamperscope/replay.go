@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,7 @@ type replayConfig struct {
 	maxFlows int
 	progress string
 	quiet    bool
+	cpuprof  string
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +53,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap; least recently active flows are evicted beyond it (default 262144)")
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
+	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile to `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +67,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{fmt.Errorf("unknown --progress %q: want auto, always or never", cfg.progress)}
 	case cfg.packets && cfg.out == "":
 		return usageError{errors.New("--packets needs --out")}
+	}
+	if cfg.cpuprof != "" {
+		f, err := os.Create(cfg.cpuprof)
+		if err != nil {
+			return fmt.Errorf("create CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return replay(ctx, cfg, stdout, stderr)
 }
