@@ -301,3 +301,24 @@ func TestMergeTruncatedFile(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkNext(b *testing.B) {
+	const perSource = 1 << 16
+	ts := make([]int64, perSource)
+	for i := range ts {
+		ts[i] = int64(i)
+	}
+	newMerger := func() *Merger {
+		return New(fake('a', ts...), fake('b', ts...), fake('c', ts...), fake('d', ts...))
+	}
+	m := newMerger()
+	var f capture.Frame
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.Next(&f); err != nil {
+			b.StopTimer()
+			m = newMerger()
+			b.StartTimer()
+		}
+	}
+}

@@ -208,18 +208,16 @@ func (r *Reader) nextNg(f *capture.Frame) error {
 			}
 			continue
 		}
-		var b []byte
-		var err error
+		minLen := 12
 		switch typ {
 		case blockEPB, blockPB:
-			b, err = r.block(h, epbHdrLen+4)
+			minLen = epbHdrLen + 4
 		case blockSPB:
-			b, err = r.block(h, spbHdrLen+4)
+			minLen = spbHdrLen + 4
 		case blockIDB:
-			b, err = r.block(h, idbMinLen)
-		default:
-			b, err = r.block(h, 12)
+			minLen = idbMinLen
 		}
+		b, err := r.block(h, minLen)
 		if err != nil {
 			return err
 		}
