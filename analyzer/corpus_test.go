@@ -138,7 +138,8 @@ func sameTuple(r *schemas.FlowRecord, srcIP, srcPort, dstIP, dstPort string) boo
 
 // TestCorpusReplaysEverything: every capture, the malformed and unreadable
 // ones included, replays without a panic; unreadable ones give an error
-// that names the file, and readable ones deliver as many frames as tshark.
+// that names the file. (Frame counts against tshark are
+// capture/pcapfile's test.)
 func TestCorpusReplaysEverything(t *testing.T) {
 	r := replayCorpus(t)
 	want := map[string]map[string]string{}
@@ -155,13 +156,6 @@ func TestCorpusReplaysEverything(t *testing.T) {
 		}
 		if exp["tshark_read_error"] == "" && err != nil {
 			t.Errorf("%s: tshark reads it cleanly, replay failed: %v", path, err)
-		}
-		if r.res[path] == nil {
-			continue
-		}
-		got := r.stats[path].Source.Frames
-		if n, _ := strconv.Atoi(exp["packets"]); exp["tshark_read_error"] == "" && uint64(n) != got {
-			t.Errorf("%s: %d frames, tshark read %d", path, got, n)
 		}
 	}
 }
