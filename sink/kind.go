@@ -10,6 +10,8 @@ import (
 	"slices"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/parquet"
+
 	"github.com/tamperscope/tamperscope/schemas/columnar"
 )
 
@@ -22,8 +24,11 @@ type committer interface {
 // kind is one dataset (flows, findings or packets) of a Dataset.
 type kind[T columnar.Record] struct {
 	table  *columnar.Table
+	props  *parquet.WriterProperties
 	timeOf func(*T) int64
-	parts  map[int64]*partition[T] // by hour number
+	// batchRows is Config.BatchRows.
+	batchRows int
+	parts     map[int64]*partition[T] // by hour number
 
 	// last caches the partition of the previous record: records mostly
 	// arrive in time order.
@@ -33,8 +38,9 @@ type kind[T columnar.Record] struct {
 	st DatasetStats
 }
 
-func newKind[T columnar.Record](t *columnar.Table, timeOf func(*T) int64) *kind[T] {
-	return &kind[T]{table: t, timeOf: timeOf, parts: map[int64]*partition[T]{}}
+func newKind[T columnar.Record](cfg Config, timeOf func(*T) int64) *kind[T] {
+	t := columnar.TableOf[T]()
+	return &kind[T]{table: t, props: writerProps(cfg, t), timeOf: timeOf, batchRows: cfg.BatchRows, parts: map[int64]*partition[T]{}}
 }
 
 // partition is one partition directory of one dataset: at most one open
@@ -134,8 +140,14 @@ func (p *partition[T]) append(d *Dataset, rs []T) error {
 }
 
 func (p *partition[T]) writeBatch(f *file) error {
+	full := p.b.Len() >= p.k.batchRows
 	rec := p.b.NewRecordBatch()
 	defer rec.Release()
+	if full {
+		// A partition that filled a batch will fill the next one: size
+		// the buffers once instead of growing them by doubling.
+		p.b.Reserve(p.k.batchRows)
+	}
 	if err := f.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("write %s batch to %s: %w", p.k.table.Name, f.tmp, err)
 	}
@@ -154,7 +166,7 @@ func (p *partition[T]) openFile(d *Dataset) error {
 	if err != nil {
 		return err
 	}
-	if p.f, err = d.createFile(dir, p.k.table); err != nil {
+	if p.f, err = d.createFile(dir, p.k.table, p.k.props); err != nil {
 		return err
 	}
 	if p.b == nil {

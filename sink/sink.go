@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -124,7 +125,6 @@ type Dataset struct {
 	root     string
 	cfg      Config
 	runID    string
-	props    *parquet.WriterProperties
 	arrProps pqarrow.ArrowWriterProperties
 
 	flows    *kind[schemas.FlowRecord]
@@ -167,26 +167,54 @@ func Open(root string, cfg Config) (*Dataset, error) {
 		return nil, fmt.Errorf("open dataset: %w", err)
 	}
 	d := &Dataset{
-		root:  root,
-		cfg:   cfg,
-		runID: runID,
-		props: parquet.NewWriterProperties(
-			parquet.WithCompression(compress.Codecs.Zstd),
-			parquet.WithCompressionLevel(cfg.ZstdLevel),
-			parquet.WithMaxRowGroupLength(cfg.RowGroupRows),
-			parquet.WithCreatedBy("tamperscope "+cfg.Version),
-			// Snapshots are large and unordered: min/max on them
-			// costs time and prunes nothing.
-			parquet.WithStatsFor("payload", false),
-		),
+		root:     root,
+		cfg:      cfg,
+		runID:    runID,
 		arrProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(memory.DefaultAllocator)),
 		dirs:     map[string]bool{root: true},
 		syncDirs: map[string]bool{},
 	}
-	d.flows = newKind(columnar.TableOf[schemas.FlowRecord](), func(r *schemas.FlowRecord) int64 { return r.StartNs })
-	d.findings = newKind(columnar.TableOf[schemas.Finding](), func(r *schemas.Finding) int64 { return r.WindowStartNs })
-	d.packets = newKind(columnar.TableOf[schemas.PacketMeta](), func(r *schemas.PacketMeta) int64 { return r.TimestampNs })
+	d.flows = newKind(cfg, func(r *schemas.FlowRecord) int64 { return r.StartNs })
+	d.findings = newKind(cfg, func(r *schemas.Finding) int64 { return r.WindowStartNs })
+	d.packets = newKind(cfg, func(r *schemas.PacketMeta) int64 { return r.TimestampNs })
 	return d, nil
+}
+
+// writerProps sets the Parquet encodings of one dataset. Numbers are never
+// dictionary-encoded: on high-cardinality columns (seq, ack, IP ID) the hash
+// lookups cost more CPU than the rest of the write, and zstd squeezes
+// repetitive plain numbers as well. Strings are dictionary-encoded in flows
+// and findings, where readers filter on them most; not in packets, where
+// arrow-go's dictionary encoder allocates once per string value and costs
+// a third of the write rate while zstd gets the size back.
+func writerProps(cfg Config, t *columnar.Table) *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithCompressionLevel(cfg.ZstdLevel),
+		parquet.WithMaxRowGroupLength(cfg.RowGroupRows),
+		parquet.WithCreatedBy("tamperscope " + cfg.Version),
+		parquet.WithDictionaryDefault(false),
+		// Snapshots are large and unordered: min/max on them costs
+		// time and prunes nothing.
+		parquet.WithStatsFor("payload", false),
+	}
+	if t.Name == columnar.Packets {
+		// Every row group of a busy capture spans the whole address
+		// range: address min/max prunes nothing and costs 3% of a write.
+		for _, c := range []string{"src", "dst", "quoted_src", "quoted_dst"} {
+			opts = append(opts, parquet.WithStatsFor(c, false))
+		}
+		return parquet.NewWriterProperties(opts...)
+	}
+	for _, c := range t.Columns {
+		switch c.Type.ID() {
+		case arrow.STRING:
+			opts = append(opts, parquet.WithDictionaryFor(c.Name, true))
+		case arrow.LIST:
+			opts = append(opts, parquet.WithDictionaryFor(c.Name+".list.element", true))
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
 }
 
 // validSetName keeps set names to characters that are safe in file names and
@@ -428,7 +456,7 @@ type file struct {
 	size int64
 }
 
-func (d *Dataset) createFile(dir string, t *columnar.Table) (*file, error) {
+func (d *Dataset) createFile(dir string, t *columnar.Table, props *parquet.WriterProperties) (*file, error) {
 	d.serial++
 	tmp := filepath.Join(dir, fmt.Sprintf(".part-%s-%d.parquet.tmp", d.runID, d.serial))
 	osf, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -439,7 +467,7 @@ func (d *Dataset) createFile(dir string, t *columnar.Table) (*file, error) {
 	// bufio.Writer has no Close method, so pqarrow's Close cannot close
 	// the file before it is flushed and fsynced.
 	bw := bufio.NewWriterSize(osf, 256<<10)
-	fw, err := pqarrow.NewFileWriter(t.Schema, bw, d.props, d.arrProps)
+	fw, err := pqarrow.NewFileWriter(t.Schema, bw, props, d.arrProps)
 	if err == nil {
 		for _, kv := range [][2]string{
 			{MetaVersion, d.cfg.Version},

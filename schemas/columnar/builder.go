@@ -115,6 +115,10 @@ func (b *Builder[T]) AppendSlice(rs []T) {
 	}
 }
 
+// Reserve makes room for n more records in every column, so that filling a
+// batch of known size copies no buffer while it grows.
+func (b *Builder[T]) Reserve(n int) { b.rb.Reserve(n) }
+
 // NewRecordBatch returns the records appended so far as one record batch and
 // resets the builder. The caller must Release the batch.
 func (b *Builder[T]) NewRecordBatch() arrow.RecordBatch {
