@@ -6,15 +6,15 @@
 // the record structs; the column name is the field's `json` tag and its
 // documentation the `doc` tag, so records and datasets cannot drift apart:
 //
-//	Go field                        Arrow column
-//	int8..int64, uint8..uint64      the integer type of the same width and sign
-//	int64 absolute time (TimeColumns) timestamp[ns, tz=UTC]
-//	float64, bool                   float64, bool
-//	string                          utf8 (plain, never dictionary-encoded in Arrow)
-//	[]string                        list<utf8> (a nil slice is an empty list)
-//	netip.Addr                      utf8 in netip text form; null when invalid
-//	[]byte                          binary; null when empty
-//	nested struct S `json:"s"`      flattened: s_<field> for each field of S
+//	Go field                       Arrow column
+//	int8..int64, uint8..uint64     the integer type of the same width and sign
+//	int64 named in TimeColumns     timestamp[ns, tz=UTC]
+//	float64, bool                  float64, bool
+//	string                         utf8 (plain, never an Arrow dictionary)
+//	[]string                       list<utf8> (a nil slice is an empty list)
+//	netip.Addr                     utf8 in netip text form; null when invalid
+//	[]byte                         binary; null when empty
+//	nested struct S `json:"s"`     flattened: s_<field> for each field of S
 //
 // Strings are plain utf8 because pqarrow falls back to PLAIN encoding for the
 // rest of a row group when per-batch Arrow dictionaries change; Parquet
@@ -24,6 +24,10 @@
 //
 // Appending reads fields through offsets computed at initialisation, never
 // through reflect per row, so a Builder allocates nothing per record beyond
-// the growth of its Arrow buffers. See docs/datasets.md for the generated
-// column reference (TestDatasetsDoc -update regenerates it).
+// the growth of its Arrow buffers. The column reference in docs/datasets.md
+// is generated from Describe:
+//
+//	go test ./schemas/columnar -run TestDatasetsDoc -update
 package columnar
+
+//go:generate go test -run TestDatasetsDoc -update
