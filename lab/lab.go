@@ -41,8 +41,8 @@ type Config struct {
 	RouterCapture bool
 	// ThinkDelay is how long the server waits before its first TLS or
 	// QUIC flight, standing in for a server further away than the censor;
-	// without it a one-hop server can outrun the injector. The default is
-	// 50 ms.
+	// without it a one-hop server can outrun the injector, whose QUIC
+	// blocks go through iptables. The default is 100 ms.
 	ThinkDelay time.Duration
 	// Log receives progress; the default discards it.
 	Log *slog.Logger
@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		cfg.OutDir = "."
 	}
 	if cfg.ThinkDelay == 0 {
-		cfg.ThinkDelay = 50 * time.Millisecond
+		cfg.ThinkDelay = 100 * time.Millisecond
 	}
 	log := cfg.Log
 	if log == nil {
@@ -212,10 +212,14 @@ func runScenario(ctx context.Context, cfg Config, topo *netns.Topology, pr *prob
 		}
 	}
 
-	filter := make([]string, 0, len(p.addrs))
+	filter := make([]string, 0, len(p.addrs)+1)
 	for _, a := range p.addrs {
 		filter = append(filter, "host "+a.String())
 	}
+	// ICMP errors come from the router's address; keep them, but not the
+	// neighbour discovery chatter (ICMPv6 type 1 is destination
+	// unreachable).
+	filter = append(filter, "icmp", "(icmp6 and ip6[40] == 1)")
 	captures := []*capture{}
 	defer func() {
 		for _, c := range captures {
@@ -355,7 +359,7 @@ func record(req prober.Request, label, benign, expect string, rate float64, a pr
 		Name: req.Name, TLS12: req.TLS12,
 		Label: label, Benign: benign, Expect: expect, ExpectRateBps: rate,
 		StartNs: a.Start.UnixNano(), DurationNs: a.Duration.Nanoseconds(),
-		Outcome: a.Outcome, Error: a.Error, Bytes: a.Bytes, RateBps: a.RateBps,
+		Outcome: a.Outcome, Error: a.Error, Bytes: a.Bytes, RateBps: a.RateBps, ServerClose: a.ServerClose,
 	}
 }
 

@@ -74,6 +74,9 @@ type AttemptTruth struct {
 	Error      string  `json:"error,omitempty"`
 	Bytes      int     `json:"bytes"`
 	RateBps    float64 `json:"rate_bps,omitempty"`
+	// ServerClose is how the server ended a complete exchange: fin, reset
+	// or empty.
+	ServerClose string `json:"server_close,omitempty"`
 	// ExpectRateBps, when set, is the rate the client should measure.
 	ExpectRateBps float64 `json:"expect_rate_bps,omitempty"`
 }

@@ -118,6 +118,11 @@ func Start(cfg Config) (*Injector, error) {
 	for _, n := range cfg.Names {
 		in.names = append(in.names, []byte(n))
 	}
+	if cfg.Mode == QUIC {
+		if err := in.quicChains(); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if in.fdC, in.ifC, err = openPacket(cfg.ClientIf); err != nil {
 		return nil, err
@@ -379,7 +384,7 @@ func (in *Injector) send(r Reset, toClient bool) int {
 }
 
 func (in *Injector) quicInitial(p *packet) {
-	name, err := in.hellos.Add(p.payload)
+	name, err := in.hellos.Add(p.src.String()+" "+p.dst.String(), p.payload)
 	if err != nil || in.match([]byte(name)) == "" {
 		return
 	}
@@ -391,22 +396,49 @@ func (in *Injector) quicInitial(p *packet) {
 	}
 	in.blocked[key] = true
 	in.mu.Unlock()
+	// iptables takes tens of milliseconds; other flows' Initials must not
+	// wait behind it.
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		in.blockUDP(p.src, p.dst, name)
+	}()
+}
+
+func (in *Injector) blockUDP(client, server netip.AddrPort, name string) {
 	cmd := "iptables"
-	if p.src.Addr().Is6() {
+	if client.Addr().Is6() {
 		cmd = "ip6tables"
 	}
 	var errs []error
-	for _, dir := range [][2]netip.AddrPort{{p.src, p.dst}, {p.dst, p.src}} {
-		errs = append(errs, execNS(in.cfg.RouterNS, cmd, "-I", "FORWARD", "-p", "udp",
+	for _, dir := range [][2]netip.AddrPort{{server, client}, {client, server}} {
+		errs = append(errs, execNS(in.cfg.RouterNS, cmd, "-I", quicChain, "-p", "udp",
 			"-s", dir[0].Addr().String(), "--sport", strconv.Itoa(int(dir[0].Port())),
 			"-d", dir[1].Addr().String(), "--dport", strconv.Itoa(int(dir[1].Port())), "-j", "DROP"))
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
-		in.errs = append(in.errs, fmt.Errorf("block quic flow %s -> %s: %w", p.src, p.dst, err))
+		in.errs = append(in.errs, fmt.Errorf("block quic flow %s -> %s: %w", client, server, err))
 	}
-	in.events = append(in.events, Event{Time: time.Now(), Kind: "quic_block", Client: p.src, Server: p.dst, Name: name})
+	in.events = append(in.events, Event{Time: time.Now(), Kind: "quic_block", Client: client, Server: server, Name: name})
+}
+
+// quicChain holds the injector's UDP blocks. Creating it at start also
+// takes the first, slow iptables call out of the race with the server's
+// first flight.
+const quicChain = "TSLAB-QUIC"
+
+func (in *Injector) quicChains() error {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		if err := execNS(in.cfg.RouterNS, cmd, "-N", quicChain); err != nil {
+			return fmt.Errorf("start injector: %w", err)
+		}
+		if err := execNS(in.cfg.RouterNS, cmd, "-I", "FORWARD", "-j", quicChain); err != nil {
+			return fmt.Errorf("start injector: %w", err)
+		}
+	}
+	return nil
 }
 
 func execNS(ns, name string, args ...string) error {

@@ -61,6 +61,9 @@ type Attempt struct {
 	Error    string
 	Bytes    int     // body bytes received
 	RateBps  float64 // body goodput between the first and last body byte
+	// ServerClose tells how the server ended a complete exchange: "fin",
+	// "reset", or empty when it did not within a second or two.
+	ServerClose string
 }
 
 // Prober holds what every attempt shares.
@@ -186,7 +189,41 @@ func (p *Prober) exchange(ctx context.Context, tc *net.TCPConn, req Request, a *
 	if a.Bytes < req.Size {
 		return fmt.Errorf("read body: %d of %d bytes: %w", a.Bytes, req.Size, io.ErrUnexpectedEOF)
 	}
+	a.ServerClose = awaitClose(conn, tc)
 	return nil
+}
+
+// awaitClose waits for the server to end the connection, the request
+// having asked it to, so the capture shows whether it closed with a FIN or
+// a RST rather than the client's own close.
+func awaitClose(conn net.Conn, tc *net.TCPConn) string {
+	_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 512)
+	if conn != net.Conn(tc) {
+		// Through TLS first: close_notify ends the TLS stream before the
+		// TCP one.
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				if errors.Is(err, syscall.ECONNRESET) {
+					return "reset"
+				}
+				break
+			}
+		}
+	}
+	for {
+		_, err := tc.Read(buf)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, io.EOF):
+			return "fin"
+		case errors.Is(err, syscall.ECONNRESET):
+			return "reset"
+		default:
+			return ""
+		}
+	}
 }
 
 func (p *Prober) quic(ctx context.Context, req Request) error {
@@ -242,15 +279,13 @@ func (p *Prober) HappyEyeballs(ctx context.Context, a, b Request) (winner, loser
 		err  error
 	}
 	start := time.Now()
-	loserCtx, cancelLoser := context.WithCancel(ctx)
-	defer cancelLoser()
 	results := make(chan result, 2)
 	for i, r := range []Request{a, b} {
 		go func() {
 			var c *net.TCPConn
 			err := p.enter(func() error {
 				var err error
-				c, err = Dial(loserCtx, r)
+				c, err = Dial(ctx, r)
 				return err
 			})
 			results <- result{i, c, err}
@@ -260,9 +295,10 @@ func (p *Prober) HappyEyeballs(ctx context.Context, a, b Request) (winner, loser
 	winner, loser = Attempt{Start: start}, Attempt{Start: start}
 	if first.err != nil {
 		winner.Outcome, winner.Error = Classify(first.err), first.err.Error()
-	} else {
-		cancelLoser()
 	}
+	// The loser is let to connect and then reset, as Chromium does; a
+	// dial cancelled mid-handshake would end with a FIN or nothing,
+	// depending on a race.
 	second := <-results
 	loser.Duration = time.Since(start)
 	loser.Outcome = Abandoned

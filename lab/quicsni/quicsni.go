@@ -24,14 +24,22 @@ var initialSaltV1 = []byte{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d,
 // spread over several Initials needs an Assembler.
 func ServerName(datagram []byte) (string, error) {
 	var a Assembler
-	return a.Add(datagram)
+	return a.Add("", datagram)
 }
 
-// Assembler gathers the crypto stream of client Initials by destination
-// connection ID, for clients whose ClientHello spans several packets or
-// whose CRYPTO frames come out of order. The zero value is ready to use.
+// Assembler gathers the crypto stream of a client's Initials per UDP flow,
+// for clients whose ClientHello spans several packets or whose CRYPTO
+// frames come out of order. Initial keys come from the client's first
+// destination connection ID; once the server has answered, the client
+// addresses the server's chosen ID but keeps those keys, so the Assembler
+// remembers the first ID of each flow. The zero value is ready to use.
 type Assembler struct {
-	flows map[string][]chunk
+	flows map[string]*flowState
+}
+
+type flowState struct {
+	dcid   []byte
+	chunks []chunk
 }
 
 type chunk struct {
@@ -45,11 +53,25 @@ const (
 	maxFlows  = 1024
 )
 
-// Add decrypts one datagram's Initial and returns the server name once the
-// ClientHello up to server_name has arrived; until then it returns an error
-// wrapping ErrTruncated.
-func (a *Assembler) Add(datagram []byte) (string, error) {
-	dcid, payload, err := openInitial(datagram)
+// Add decrypts one datagram's Initial, sent on the UDP flow the caller
+// names by flow (the 4-tuple, say), and returns the server name once the
+// ClientHello up to server_name has arrived; until then it returns an
+// error wrapping ErrTruncated.
+func (a *Assembler) Add(flow string, datagram []byte) (string, error) {
+	if a.flows == nil || len(a.flows) >= maxFlows {
+		a.flows = map[string]*flowState{}
+	}
+	st := a.flows[flow]
+	var keyID []byte
+	if st != nil {
+		keyID = st.dcid
+	}
+	dcid, payload, err := openInitial(datagram, keyID)
+	if err != nil && keyID != nil {
+		// Perhaps a new connection attempt on the same flow.
+		dcid, payload, err = openInitial(datagram, nil)
+		st = nil
+	}
 	if err != nil {
 		return "", err
 	}
@@ -57,26 +79,22 @@ func (a *Assembler) Add(datagram []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if a.flows == nil || len(a.flows) >= maxFlows {
-		a.flows = map[string][]chunk{}
+	if st == nil {
+		st = &flowState{dcid: append([]byte(nil), dcid...)}
 	}
-	key := string(dcid)
-	all := append(a.flows[key], chunks...)
-	if len(all) > maxChunks {
-		delete(a.flows, key)
+	st.chunks = append(st.chunks, chunks...)
+	if len(st.chunks) > maxChunks {
+		delete(a.flows, flow)
 		return "", fmt.Errorf("assemble crypto stream: more than %d CRYPTO frames", maxChunks)
 	}
-	name, err := helloSNI(contiguous(all))
+	name, err := helloSNI(contiguous(st.chunks))
 	if errors.Is(err, ErrTruncated) {
-		a.flows[key] = all
+		a.flows[flow] = st
 		return "", err
 	}
-	delete(a.flows, key)
+	delete(a.flows, flow)
 	return name, err
 }
-
-// Forget drops the state of every connection ID.
-func (a *Assembler) Forget() { a.flows = nil }
 
 func expandLabel(secret []byte, label string, n int) ([]byte, error) {
 	full := "tls13 " + label
@@ -144,7 +162,10 @@ func (r *reader) varint() (uint64, error) {
 	return v, nil
 }
 
-func openInitial(pkt []byte) (dcid, plain []byte, err error) {
+// openInitial removes the protection of a client Initial with keys derived
+// from keyID, or from the packet's own destination connection ID when
+// keyID is nil.
+func openInitial(pkt []byte, keyID []byte) (dcid, plain []byte, err error) {
 	r := &reader{b: pkt}
 	first, err := r.u8()
 	if err != nil {
@@ -198,7 +219,10 @@ func openInitial(pkt []byte) (dcid, plain []byte, err error) {
 	}
 	end := pnOff + int(length)
 
-	initial, err := hkdf.Extract(sha256.New, dcid, initialSaltV1)
+	if keyID == nil {
+		keyID = dcid
+	}
+	initial, err := hkdf.Extract(sha256.New, keyID, initialSaltV1)
 	if err != nil {
 		return nil, nil, fmt.Errorf("derive initial secret: %w", err)
 	}

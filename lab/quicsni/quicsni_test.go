@@ -55,7 +55,7 @@ func TestAssemblerReadsQUICGoClientHello(t *testing.T) {
 			var a Assembler
 			var got string
 			for _, d := range clientInitials(t, name) {
-				n, err := a.Add(d)
+				n, err := a.Add("f", d)
 				if err == nil {
 					got = n
 					break
@@ -118,7 +118,8 @@ func TestLabCapture(t *testing.T) {
 		if !ok || udp.DstPort != 443 {
 			continue
 		}
-		if n, err := a.Add(udp.Payload); err == nil {
+		flow := p.NetworkLayer().NetworkFlow().String() + udp.TransportFlow().String()
+		if n, err := a.Add(flow, udp.Payload); err == nil {
 			names[n]++
 		}
 	}
@@ -134,7 +135,7 @@ func FuzzServerName(f *testing.F) {
 	f.Add([]byte{0xc0, 0, 0, 0, 1, 0, 0, 0, 0x41, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var a Assembler
-		_, _ = a.Add(b)
-		_, _ = a.Add(b)
+		_, _ = a.Add("f", b)
+		_, _ = a.Add("f", b)
 	})
 }

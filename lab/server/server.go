@@ -233,6 +233,10 @@ type rstConn struct {
 	once sync.Once
 }
 
+// CloseWrite would send a FIN first (net/http half-closes before closing);
+// the load balancer being imitated resets instead.
+func (c *rstConn) CloseWrite() error { return c.Close() }
+
 func (c *rstConn) Close() error {
 	var err error
 	c.once.Do(func() {
