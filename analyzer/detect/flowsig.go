@@ -60,7 +60,7 @@ func classifyUDP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 
 func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64, ttlBase func(string) (uint8, bool)) {
 	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
-	ev := &st.RST
+	ev := st.RST // nil: no reset
 	handshake := s.SYNs > 0 && st.HandshakeRTTNs > 0
 
 	if !c.SawSYN && !s.SawSYN {
@@ -71,13 +71,13 @@ func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 			return
 		}
 	}
-	if c.Pkts == 0 || (s.Pkts == 0 && ev.Count == 0 && st.ICMP.Errors == 0 && !c.SawSYN) {
+	if c.Pkts == 0 || (s.Pkts == 0 && ev == nil && st.ICMP.Errors == 0 && !c.SawSYN) {
 		r.Outcome = OutcomeInsufficient // one direction only
 		return
 	}
 
 	// The first reset, from either side, is the event.
-	if ev.N > 0 {
+	if ev != nil && ev.N > 0 {
 		rst := &ev.Pkts[0]
 		r.Stage = stageAt(st, rst.TsNs)
 		r.Outcome = OutcomeReset
@@ -202,7 +202,7 @@ func uniq(s []string) []string {
 // resetEvidence judges every stored reset against its claimed sender's
 // earlier packets and folds the evidence into r.
 func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase func(string) (uint8, bool)) {
-	ev := &st.RST
+	ev := st.RST
 	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
 	var fp fingerprint
 	t0 := ev.Pkts[0].TsNs

@@ -76,14 +76,15 @@ func summarize(st *flow.State, r *schemas.FlowRecord) *summary {
 	case r.HTTPHost != "":
 		s.name, s.trigger = r.HTTPHost, "http_host"
 	}
-	d := &st.Down
-	s.bytes = d.Bytes
-	s.dataNs = d.LastNs - d.FirstNs
-	if d.Bytes > 0 {
-		s.retrans = float64(d.RetransBytes) / float64(d.Bytes)
-		s.avgSeg = float64(d.Bytes) / float64(max(d.Segments, 1))
+	if d := st.Down; d != nil {
+		s.bytes = d.Bytes
+		s.dataNs = d.LastNs - d.FirstNs
+		if d.Bytes > 0 {
+			s.retrans = float64(d.RetransBytes) / float64(d.Bytes)
+			s.avgSeg = float64(d.Bytes) / float64(max(d.Segments, 1))
+		}
+		s.rateBps = steadyRate(d)
 	}
-	s.rateBps = steadyRate(d)
 	return s
 }
 

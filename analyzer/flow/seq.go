@@ -19,8 +19,8 @@ const maxHoles = 4
 // seqTracker follows one direction's sequence space to classify data
 // segments as new, retransmitted or hole-filling.
 type seqTracker struct {
-	init     bool
 	nxt, max uint32
+	init     bool
 	n        uint8
 	r        [maxHoles]seqRange // received above nxt: sorted, disjoint
 }

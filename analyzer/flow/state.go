@@ -9,27 +9,64 @@ import (
 // State is one flow. The table owns it: a pointer returned by Update is
 // valid until the next call into the table, and the one given to OnEnd only
 // during that call. Exported fields are read-only for callers.
+//
+// Layout follows access frequency, because a table of many flows is
+// touched at random and every cache line a packet needs is a likely miss:
+// the first two lines hold what every packet reads (key, table
+// bookkeeping, Zeek flags), then each direction's counters (two hot lines
+// of three), then the hot halves of the Zeek endpoints (one line each).
+// Fields read only at handshake or flow end come last, and reset evidence
+// and throughput bins live in side records taken on first use (RST, Down).
+// layout_test.go pins the alignment.
 type State struct {
-	Key Key
-
-	// Table bookkeeping, next to Key: both are read for every packet.
-	idx, prev, next int32
-	cls             uint8
-	live            bool
-	reason          EndReason
-	gen             uint32
-	linkNs          int64
-	hash            uint64
-
+	Key       Key
 	Proto     uint8
 	IPVersion uint8
-	Client    netip.AddrPort
-	Server    netip.AddrPort
-	StartNs   int64 // first packet
-	LastNs    int64 // latest packet
+
+	// Table bookkeeping and Zeek flags.
+	cls       uint8
+	live      bool
+	reason    EndReason
+	cside     uint8 // physical side (index of z) of the client
+	firstSeen uint8
+	isPartial bool
+	histLen   uint8
+	hsWait    bool // SYN-ACK seen, handshake ACK not yet
+	stopped   [2]bool
+	histSeen  uint32
+	idx       int32
+	prev      int32
+	next      int32
+	gen       uint32
+	linkNs    int64
+
+	LastNs int64 // latest packet
+
+	buf [2]*buffer
+
+	// RST is raw evidence about the flow's resets, for detectors; nil when
+	// the flow had no RST.
+	RST *RSTEvidence
+	// Down summarises server-to-client data for throughput analysis; nil
+	// when the server sent no data.
+	Down *Throughput
+
+	serverISNp1 uint32 // server ISN + 1, to recognise the handshake ACK
+	hash        uint32 // low bits of Key.Hash, to find the index slot
 
 	// Dir holds per-direction counters, indexed by FromClient/FromServer.
 	Dir [2]DirStats
+
+	// Zeek model (zeek.go). z and zc are indexed by physical side: 0 is
+	// the Key's Lo endpoint, 1 its Hi endpoint.
+	z [2]zEndpoint
+
+	// Cold: written at creation, on handshake packets and on rare events.
+	zc        [2]zCold
+	hist      [maxHistory]byte
+	StartNs   int64 // first packet
+	synSentNs int64 // last client SYN before the SYN-ACK
+	synAckNs  int64
 
 	// SynRTTNs is the time from the client's last SYN before the first
 	// SYN-ACK to that SYN-ACK; HandshakeRTTNs from that SYN to the client's
@@ -37,76 +74,63 @@ type State struct {
 	SynRTTNs       int64
 	HandshakeRTTNs int64
 
-	ICMP ICMPInfo
-	// RST is raw evidence about the flow's resets, for detectors.
-	RST RSTEvidence
-	// Down summarises server-to-client data for throughput analysis.
-	Down Throughput
-
-	// Zeek model (tcp.go). z is indexed by physical side: 0 is the Key's Lo
-	// endpoint, 1 its Hi endpoint; cside is the client's side.
-	z           [2]zEndpoint
-	cside       uint8
-	histSeen    uint32
-	hist        [maxHistory]byte
-	histLen     uint8
-	isPartial   bool
-	firstSeen   uint8
-	synSentNs   int64 // last client SYN before the SYN-ACK
-	synAckNs    int64
-	serverISNp1 uint32 // server ISN + 1, to recognise the handshake ACK
-	lastAdvance [2]int64
-
-	stopped [2]bool
-	buf     [2]*buffer
+	Client netip.AddrPort
+	Server netip.AddrPort
+	ICMP   ICMPInfo
+	_      [24]byte // to a whole number of cache lines
 }
 
 const maxHistory = 64
 
-// DirStats are the counters of one direction.
+// DirStats are the counters of one direction. The fields a packet updates
+// come first and fill two cache lines; the rest pads the struct to three,
+// so both directions start on a line.
 type DirStats struct {
 	Pkts        uint64
 	IPBytes     uint64 // IP total length summed
 	Payload     uint64 // transport payload bytes summed (retransmissions included)
-	DataPkts    uint32
+	LastNs      int64
 	FirstDataNs int64
 	LastDataNs  int64
-	LastNs      int64
+	lastAdvance int64 // when a data segment last extended MaxSeq
+	DataPkts    uint32
+	MaxAck      uint32 // highest ack sent (TCP)
+	NextSeq     uint32 // next expected seq: end of the contiguous data seen
+	MaxSeq      uint32 // highest seq end seen
 
 	Net NetTrace // TTL and IP ID of this direction's packets
 
 	// TCP.
+	Window uint16 // latest window (unscaled)
+	SawSYN bool
+	SawAck bool
+	seq    seqTracker
+
+	RetransBytes uint64
 	ISN          uint32
-	SawSYN       bool
 	SYNs         uint32 // SYN packets (SYN-ACKs for the server)
 	FINs         uint32
 	RSTs         uint32
-	NextSeq      uint32 // next expected seq: end of the contiguous data seen
-	MaxSeq       uint32 // highest seq end seen
-	MaxAck       uint32 // highest ack sent
-	SawAck       bool
-	Window       uint16 // latest window (unscaled)
-	WScale       uint8
 	ZeroWindows  uint32 // packets advertising window 0 (not RSTs)
 	Retrans      uint32 // data segments entirely below MaxSeq whose bytes were all seen, or filled a hole late
-	RetransBytes uint64
 	OOO          uint32 // data segments that filled a hole soon after it opened
-	seq          seqTracker
+	WScale       uint8
+	_            [11]byte
 }
 
 // NetTrace summarises the IP TTL and identification of a direction.
 type NetTrace struct {
 	Pkts      uint32
-	FirstTTL  uint8
-	MinTTL    uint8
-	MaxTTL    uint8
-	LastTTL   uint8
 	FirstIPID uint32
 	LastIPID  uint32
 	// IPIDStep is the last IP ID difference between consecutive packets
 	// (mod 2^16 for IPv4), MaxIPIDStep the largest seen.
 	IPIDStep    uint32
 	MaxIPIDStep uint32
+	FirstTTL    uint8
+	MinTTL      uint8
+	MaxTTL      uint8
+	LastTTL     uint8
 }
 
 func (n *NetTrace) add(p *schemas.PacketMeta) {
@@ -174,6 +198,17 @@ type RSTEvidence struct {
 	ServerDataAfter uint32
 	FirstAfterNs    int64
 	firstServerRST  bool
+}
+
+// rstRecord and downRecord pad the side records to whole cache lines.
+type rstRecord struct {
+	RSTEvidence
+	_ [48]byte
+}
+
+type downRecord struct {
+	Throughput
+	_ [16]byte
 }
 
 // ThroughputBinNs is the width of Throughput.Bins.
@@ -254,15 +289,19 @@ func (s *State) Record(r *schemas.FlowRecord) {
 	r.ClientOOO, r.ServerOOO = c.OOO, v.OOO
 	r.ClientSyns = c.SYNs
 	r.ClientTTL, r.ServerTTL = c.Net.FirstTTL, v.Net.FirstTTL
-	r.RSTs = s.RST.Count
+	r.RSTs = 0
+	if s.RST != nil {
+		r.RSTs = s.RST.Count
+	}
 	r.RSTFromServer = v.RSTs
 	r.ICMPType, r.ICMPCode = s.ICMP.Type, s.ICMP.Code
-	r.DataPhaseNs = s.Down.LastNs - s.Down.FirstNs
-	r.MaxGapNs = s.Down.MaxGapNs
-	if r.DataPhaseNs > 0 {
-		r.GoodputBps = float64(s.Down.Bytes-s.Down.RetransBytes) * 8e9 / float64(r.DataPhaseNs)
-	} else {
-		r.GoodputBps = 0
+	r.DataPhaseNs, r.MaxGapNs, r.GoodputBps = 0, 0, 0
+	if d := s.Down; d != nil {
+		r.DataPhaseNs = d.LastNs - d.FirstNs
+		r.MaxGapNs = d.MaxGapNs
+		if r.DataPhaseNs > 0 {
+			r.GoodputBps = float64(d.Bytes-d.RetransBytes) * 8e9 / float64(r.DataPhaseNs)
+		}
 	}
 }
 

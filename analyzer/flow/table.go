@@ -26,8 +26,11 @@ const (
 	sweepNs    = int64(time.Second)
 )
 
+// slot is one index entry: the low 32 bits of the key hash, compared
+// before the State is touched, and the State. Eight bytes keep the index
+// of a full table within the last-level cache.
 type slot struct {
-	hash uint64
+	hash uint32
 	idx  int32 // state index + 1; 0 is empty
 }
 
@@ -54,6 +57,8 @@ type Table struct {
 	lists   [nClasses]lru
 	frag    []fragEntry
 	bufs    []*buffer
+	rsts    []*RSTEvidence
+	downs   []*Throughput
 	bufSize int
 	sweepAt int64
 	lastTs  int64
@@ -234,11 +239,13 @@ func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *S
 	st := t.state(i)
 	gen := st.gen + 1
 	*st = State{}
-	st.idx, st.gen, st.hash, st.live = i, gen, h, true
+	st.idx, st.gen, st.hash, st.live = i, gen, uint32(h), true
 	st.prev, st.next = -1, -1
 	st.Key = *k
-	st.z[0].reset()
-	st.z[1].reset()
+	for side := range st.z {
+		st.z[side].reset()
+		st.zc[side].reset()
+	}
 	st.StartNs, st.LastNs = p.TimestampNs, p.TimestampNs
 	st.IPVersion = p.IPVersion
 	if icmpErr {
@@ -418,6 +425,14 @@ func (t *Table) end(st *State, r EndReason) {
 	for d := range st.buf {
 		t.release(st, Dir(d))
 	}
+	if st.RST != nil {
+		t.rsts = append(t.rsts, st.RST)
+		st.RST = nil
+	}
+	if st.Down != nil {
+		t.downs = append(t.downs, st.Down)
+		st.Down = nil
+	}
 	st.live = false
 	st.gen++
 	t.free = append(t.free, st.idx)
@@ -428,12 +443,13 @@ func (t *Table) end(st *State, r EndReason) {
 // tombstones, so steady-state churn never grows or rehashes the index.
 
 func (t *Table) lookup(k *Key, h uint64) int32 {
+	h32 := uint32(h)
 	for j := h & t.mask; ; j = (j + 1) & t.mask {
 		s := t.slots[j]
 		if s.idx == 0 {
 			return -1
 		}
-		if s.hash == h {
+		if s.hash == h32 {
 			if st := t.state(s.idx - 1); st.Key == *k {
 				return s.idx - 1
 			}
@@ -449,7 +465,7 @@ func (t *Table) insert(i int32, h uint64) {
 	for t.slots[j].idx != 0 {
 		j = (j + 1) & t.mask
 	}
-	t.slots[j] = slot{h, i + 1}
+	t.slots[j] = slot{uint32(h), i + 1}
 }
 
 func (t *Table) grow() {
@@ -458,7 +474,7 @@ func (t *Table) grow() {
 	t.mask = uint64(len(t.slots) - 1)
 	for _, s := range old {
 		if s.idx != 0 {
-			j := s.hash & t.mask
+			j := uint64(s.hash) & t.mask
 			for t.slots[j].idx != 0 {
 				j = (j + 1) & t.mask
 			}
@@ -467,8 +483,8 @@ func (t *Table) grow() {
 	}
 }
 
-func (t *Table) remove(i int32, h uint64) {
-	j := h & t.mask
+func (t *Table) remove(i int32, h uint32) {
+	j := uint64(h) & t.mask
 	for t.slots[j].idx != i+1 {
 		j = (j + 1) & t.mask
 	}
@@ -481,7 +497,7 @@ func (t *Table) remove(i int32, h uint64) {
 			if s.idx == 0 {
 				return
 			}
-			home := s.hash & t.mask
+			home := uint64(s.hash) & t.mask
 			// Move s back into the hole unless its home lies cyclically
 			// in (j, k].
 			if (j < k && (home <= j || home > k)) || (j > k && home <= j && home > k) {
@@ -491,6 +507,38 @@ func (t *Table) remove(i int32, h uint64) {
 			}
 		}
 	}
+}
+
+// Side records. Reset evidence and throughput bins are large and most
+// packets never touch them: a flow takes one from a free list on first
+// use and the table takes it back when the flow ends.
+
+const sideChunk = 64
+
+func (t *Table) acquireRST() *RSTEvidence {
+	if len(t.rsts) == 0 {
+		recs := make([]rstRecord, sideChunk)
+		for i := range recs {
+			t.rsts = append(t.rsts, &recs[i].RSTEvidence)
+		}
+	}
+	r := t.rsts[len(t.rsts)-1]
+	t.rsts = t.rsts[:len(t.rsts)-1]
+	*r = RSTEvidence{}
+	return r
+}
+
+func (t *Table) acquireDown() *Throughput {
+	if len(t.downs) == 0 {
+		recs := make([]downRecord, sideChunk)
+		for i := range recs {
+			t.downs = append(t.downs, &recs[i].Throughput)
+		}
+	}
+	d := t.downs[len(t.downs)-1]
+	t.downs = t.downs[:len(t.downs)-1]
+	*d = Throughput{}
+	return d
 }
 
 // Buffers.

@@ -134,6 +134,9 @@ func TestRetransAndOutOfOrder(t *testing.T) {
 			if ds.NextSeq != v.sisn+1+tc.nextSeqOffset {
 				t.Errorf("next seq offset %d, want %d", ds.NextSeq-v.sisn-1, tc.nextSeqOffset)
 			}
+			if st.Down == nil {
+				t.Fatal("server data left no throughput record")
+			}
 			if st.Down.RetransBytes != tc.retransBytes {
 				t.Errorf("throughput retrans bytes %d, want %d", st.Down.RetransBytes, tc.retransBytes)
 			}
@@ -297,6 +300,9 @@ func TestResetLingerRace(t *testing.T) {
 		t.Fatal("server data after the RST started a new flow")
 	}
 	r := st.RST
+	if r == nil {
+		t.Fatal("RST left no evidence record")
+	}
 	if r.Count != 1 || r.N != 1 || r.ServerDataAfter != 1 || r.ServerPktsAfter != 1 {
 		t.Errorf("rst evidence %+v", r)
 	}

@@ -90,18 +90,21 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 			s.synAckNs = ts
 			s.SynRTTNs = ts - s.synSentNs
 			s.serverISNp1 = p.Seq + 1
+			s.hsWait = true
 		}
-	} else if d == FromClient && ack && !rst && s.synAckNs != 0 && s.HandshakeRTTNs == 0 && p.Ack == s.serverISNp1 {
+	} else if s.hsWait && d == FromClient && ack && !rst && p.Ack == s.serverISNp1 {
+		// hsWait is synAckNs != 0 && HandshakeRTTNs == 0 kept on the hot
+		// line; a zero RTT leaves it set.
 		s.HandshakeRTTNs = ts - s.synSentNs
+		s.hsWait = s.HandshakeRTTNs == 0
 	}
 	if fin {
 		ds.FINs++
 	}
 	if rst {
 		ds.RSTs++
-		s.rstEvidence(p, d)
-	} else if d == FromServer && s.RST.firstServerRST {
-		r := &s.RST
+		s.rstEvidence(p, d, t)
+	} else if r := s.RST; r != nil && d == FromServer && r.firstServerRST {
 		if r.ServerPktsAfter == 0 {
 			r.FirstAfterNs = ts
 		}
@@ -128,12 +131,12 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	retrans := false
 	switch ds.seq.add(start, start+n) {
 	case segNew:
-		s.lastAdvance[d] = ts
+		ds.lastAdvance = ts
 	case segRetrans:
 		retrans = true
 	case segFill:
 		win := max(s.SynRTTNs, defaultReorderNs)
-		if ts-s.lastAdvance[d] <= win {
+		if ts-ds.lastAdvance <= win {
 			ds.OOO++
 		} else {
 			retrans = true
@@ -145,6 +148,9 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	}
 	ds.NextSeq, ds.MaxSeq = ds.seq.nxt, ds.seq.max
 	if d == FromServer {
+		if s.Down == nil {
+			s.Down = t.acquireDown()
+		}
 		s.Down.add(ts, n, retrans)
 	}
 	if len(p.Payload) > 0 && !s.stopped[d] && t.cfg.StreamBytes > 0 {
@@ -164,9 +170,11 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	}
 }
 
-func (s *State) rstEvidence(p *schemas.PacketMeta, d Dir) {
-	r := &s.RST
-	if r.Count == 0 {
+func (s *State) rstEvidence(p *schemas.PacketMeta, d Dir, t *Table) {
+	r := s.RST
+	if r == nil {
+		r = t.acquireRST()
+		s.RST = r
 		r.ClientPre, r.ServerPre = s.Dir[FromClient].Net, s.Dir[FromServer].Net
 	}
 	r.Count++

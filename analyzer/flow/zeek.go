@@ -33,35 +33,44 @@ const (
 	tooLargeSeqΔ = 1048576
 )
 
+// zEndpoint is the part of Zeek's TCP_Endpoint that most packets touch,
+// one cache line; zCold holds the rest.
 type zEndpoint struct {
-	state, prevState    uint8
-	didClose            bool
-	sent                bool // UDP/ICMP: this side sent a packet
-	startSeq            int64
-	lastSeq, ackSeq     uint32
-	seqWraps, ackWraps  uint32
-	finCnt, rstCnt      uint32
-	finSeq              uint64
+	state, prevState   uint8
+	didClose           bool
+	sent               bool // UDP/ICMP: this side sent a packet
+	nblk               uint8
+	startSeq           uint32
+	lastSeq, ackSeq    uint32
+	seqWraps, ackWraps uint32
+	finCnt             uint32
+	finSeq             uint64
+	// Reassembler model, for content gaps ('g'); blocks are in zCold.
+	reassem uint64 // last_reassem_seq
+	trim    uint64 // trim_seq
+}
+
+type zCold struct {
 	histSYN, histFIN    uint64
 	histRST             uint64
 	rxmtCnt, rxmtThresh uint32
 	win0Cnt, win0Thresh uint32
 	gapCnt, gapThresh   uint32
-	// Reassembler model, for content gaps ('g').
-	reassem uint64 // last_reassem_seq
-	trim    uint64 // trim_seq
-	nblk    uint8
-	blk     [maxHoles]struct{ lo, hi uint64 }
+	blk                 [maxHoles]struct{ lo, hi uint64 }
 }
 
 func (e *zEndpoint) reset() {
-	*e = zEndpoint{rxmtThresh: 1, win0Thresh: 1, gapThresh: 1, reassem: 1, trim: 1}
+	*e = zEndpoint{reassem: 1, trim: 1}
+}
+
+func (c *zCold) reset() {
+	*c = zCold{rxmtThresh: 1, win0Thresh: 1, gapThresh: 1}
 }
 
 func seqDelta(a, b uint32) int32 { return int32(a - b) }
 
-func (e *zEndpoint) initStart(seq uint32) { e.startSeq = int64(seq) }
-func (e *zEndpoint) startU32() uint32     { return uint32(e.startSeq) }
+func (e *zEndpoint) initStart(seq uint32) { e.startSeq = seq }
+func (e *zEndpoint) startU32() uint32     { return e.startSeq }
 
 func (e *zEndpoint) updateLast(seq uint32) {
 	if seq < e.lastSeq {
@@ -180,10 +189,11 @@ func (s *State) flipRoles() {
 	s.Dir[0], s.Dir[1] = s.Dir[1], s.Dir[0]
 	s.buf[0], s.buf[1] = s.buf[1], s.buf[0]
 	s.stopped[0], s.stopped[1] = s.stopped[1], s.stopped[0]
-	s.lastAdvance[0], s.lastAdvance[1] = s.lastAdvance[1], s.lastAdvance[0]
-	s.RST.ClientPre, s.RST.ServerPre = s.RST.ServerPre, s.RST.ClientPre
-	for i := range s.RST.Pkts[:s.RST.N] {
-		s.RST.Pkts[i].Dir ^= 1
+	if r := s.RST; r != nil {
+		r.ClientPre, r.ServerPre = r.ServerPre, r.ClientPre
+		for i := range r.Pkts[:r.N] {
+			r.Pkts[i].Dir ^= 1
+		}
 	}
 	s.ICMP.Dir ^= 1
 	fs := s.firstSeen
@@ -197,7 +207,7 @@ func (s *State) flipRoles() {
 func (s *State) zeekTCP(p *schemas.PacketMeta, side uint8) {
 	f := p.TCPFlags
 	syn, fin, rst, ack := f&schemas.TCPSyn != 0, f&schemas.TCPFin != 0, f&schemas.TCPRst != 0, f&schemas.TCPAck != 0
-	e, peer := &s.z[side], &s.z[side^1]
+	e, peer, ec := &s.z[side], &s.z[side^1], &s.zc[side]
 	isOrig := s.isOrigSide(side)
 
 	// SetPartialStatus.
@@ -273,22 +283,22 @@ func (s *State) zeekTCP(p *schemas.PacketMeta, side uint8) {
 			if ack {
 				c = 'H'
 			}
-			if s.checkHistory(side, histSYN, c) && relSeq != e.histSYN {
+			if s.checkHistory(side, histSYN, c) && relSeq != ec.histSYN {
 				s.addSideHistory(side, c)
 			}
-			e.histSYN = relSeq
+			ec.histSYN = relSeq
 		}
 		if fin {
-			if s.checkHistory(side, histFIN, 'F') && relSeq+uint64(length) != e.histFIN {
+			if s.checkHistory(side, histFIN, 'F') && relSeq+uint64(length) != ec.histFIN {
 				s.addSideHistory(side, 'F')
 			}
-			e.histFIN = relSeq + uint64(length)
+			ec.histFIN = relSeq + uint64(length)
 		}
 		if rst {
-			if s.checkHistory(side, histRST, 'R') && relSeq != e.histRST {
+			if s.checkHistory(side, histRST, 'R') && relSeq != ec.histRST {
 				s.addSideHistory(side, 'R')
 			}
-			e.histRST = relSeq
+			ec.histRST = relSeq
 		}
 	default:
 		if length > 0 {
@@ -300,15 +310,12 @@ func (s *State) zeekTCP(p *schemas.PacketMeta, side uint8) {
 
 	// update_window: only the zero-window accounting matters here.
 	if p.Window == 0 && !rst && peer.state != tcpClosed && e.state != tcpReset {
-		s.scaled(side, 'W', &e.win0Cnt, &e.win0Thresh)
+		s.scaled(side, 'W', &ec.win0Cnt, &ec.win0Thresh)
 	}
 
 	if fin {
 		e.finCnt++
 		e.finSeq = relSeq + uint64(segLen)
-	}
-	if rst {
-		e.rstCnt++
 	}
 
 	var relAck uint64
@@ -344,7 +351,7 @@ func (s *State) zeekTCP(p *schemas.PacketMeta, side uint8) {
 	case deltaLast > 0:
 		e.updateLast(onePast)
 	case length > 0:
-		s.scaled(side, 'T', &e.rxmtCnt, &e.rxmtThresh)
+		s.scaled(side, 'T', &ec.rxmtCnt, &ec.rxmtThresh)
 	}
 
 	doClose := s.stateMachine(side, base, ackSeq, length, deltaLast, syn, fin, rst, ack)
@@ -489,21 +496,21 @@ func (s *State) dataSent(side uint8, seq, length uint64) {
 	if seq < e.trim {
 		seq = e.trim
 	}
-	e.insertBlock(seq, upper)
+	e.insertBlock(&s.zc[side], seq, upper)
 }
 
-func (e *zEndpoint) insertBlock(lo, hi uint64) {
+func (e *zEndpoint) insertBlock(c *zCold, lo, hi uint64) {
 	if lo <= e.reassem {
 		if hi > e.reassem {
 			e.reassem = hi
 		}
-		e.drainBlocks()
+		e.drainBlocks(c)
 		return
 	}
 	var out [maxHoles + 1]struct{ lo, hi uint64 }
 	m, placed := 0, false
 	for i := uint8(0); i < e.nblk; i++ {
-		b := e.blk[i]
+		b := c.blk[i]
 		switch {
 		case b.hi < lo:
 			out[m] = b
@@ -527,17 +534,17 @@ func (e *zEndpoint) insertBlock(lo, hi uint64) {
 	if m > maxHoles {
 		return
 	}
-	copy(e.blk[:], out[:m])
+	copy(c.blk[:], out[:m])
 	e.nblk = uint8(m)
 }
 
-func (e *zEndpoint) drainBlocks() {
+func (e *zEndpoint) drainBlocks(c *zCold) {
 	k := uint8(0)
-	for k < e.nblk && e.blk[k].lo <= e.reassem {
-		e.reassem = max(e.reassem, e.blk[k].hi)
+	for k < e.nblk && c.blk[k].lo <= e.reassem {
+		e.reassem = max(e.reassem, c.blk[k].hi)
 		k++
 	}
-	copy(e.blk[:], e.blk[k:e.nblk])
+	copy(c.blk[:], c.blk[k:e.nblk])
 	e.nblk -= k
 }
 
@@ -548,7 +555,7 @@ func isClean(e *zEndpoint) bool {
 // ackReceived is TCP_Reassembler::AckReceived / TrimToSeq / Undelivered:
 // an ack beyond the data seen from side is a content gap.
 func (s *State) ackReceived(side uint8, seq uint64) {
-	e := &s.z[side]
+	e, c := &s.z[side], &s.zc[side]
 	if e.finCnt > 0 && seq >= e.finSeq {
 		seq = e.finSeq - 1
 	}
@@ -560,30 +567,30 @@ func (s *State) ackReceived(side uint8, seq uint64) {
 	}
 	// Drop blocks below the new trim point.
 	k := uint8(0)
-	for k < e.nblk && e.blk[k].hi <= seq {
+	for k < e.nblk && c.blk[k].hi <= seq {
 		k++
 	}
-	copy(e.blk[:], e.blk[k:e.nblk])
+	copy(c.blk[:], c.blk[k:e.nblk])
 	e.nblk -= k
 	e.trim = seq
 }
 
 func (s *State) undelivered(side uint8, upTo uint64) {
-	e, peer := &s.z[side], &s.z[side^1]
+	e, peer, c := &s.z[side], &s.z[side^1], &s.zc[side]
 	if upTo <= 2 && s.isPartial {
 		return
 	}
 	clean := isClean(e) && isClean(peer)
-	for e.nblk > 0 && e.blk[0].lo < upTo {
+	for e.nblk > 0 && c.blk[0].lo < upTo {
 		if clean {
-			s.scaled(side, 'G', &e.gapCnt, &e.gapThresh)
+			s.scaled(side, 'G', &c.gapCnt, &c.gapThresh)
 		}
-		e.reassem = e.blk[0].lo
-		e.drainBlocks()
+		e.reassem = c.blk[0].lo
+		e.drainBlocks(c)
 	}
 	if upTo > e.reassem {
 		if clean {
-			s.scaled(side, 'G', &e.gapCnt, &e.gapThresh)
+			s.scaled(side, 'G', &c.gapCnt, &c.gapThresh)
 		}
 		e.reassem = upTo
 	}

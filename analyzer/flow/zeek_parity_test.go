@@ -354,7 +354,7 @@ func TestZeekRSTAfterSYN(t *testing.T) {
 	}
 	// The forged RST precedes the real SYN-ACK: the race evidence must show
 	// the server talking after "its" reset.
-	if st.RST.ServerPktsAfter == 0 {
+	if st.RST == nil || st.RST.ServerPktsAfter == 0 {
 		t.Error("no server packets recorded after the first server RST")
 	}
 }

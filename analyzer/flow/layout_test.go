@@ -1,0 +1,99 @@
+package flow
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// TestLayout pins the cache-line layout State's comment describes: a field
+// added in the wrong place silently costs a miss per packet.
+func TestLayout(t *testing.T) {
+	const line = 64
+	var s State
+	var d DirStats
+	var seqEnd = unsafe.Offsetof(d.seq) + unsafe.Offsetof(d.seq.r)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"State is whole lines", unsafe.Sizeof(s)%line == 0},
+		{"the hot core is two lines", unsafe.Offsetof(s.Dir) == 2*line},
+		{"DirStats is whole lines", unsafe.Sizeof(d)%line == 0},
+		{"a packet's DirStats fields fit two lines", seqEnd <= 2*line && unsafe.Offsetof(d.Net)+unsafe.Sizeof(d.Net) <= 2*line},
+		{"both Zeek endpoints fit two lines", unsafe.Offsetof(s.z)%line == 0 && unsafe.Sizeof(s.z) <= 2*line},
+		{"side records are whole lines", unsafe.Sizeof(rstRecord{})%line == 0 && unsafe.Sizeof(downRecord{})%line == 0},
+		{"an index slot is 8 bytes", unsafe.Sizeof(slot{}) == 8},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.ok {
+				t.Errorf("layout broken: State %d bytes, Dir at %d, DirStats %d, z at %d (%d bytes)",
+					unsafe.Sizeof(s), unsafe.Offsetof(s.Dir), unsafe.Sizeof(d), unsafe.Offsetof(s.z), unsafe.Sizeof(s.z))
+			}
+		})
+	}
+}
+
+// TestSideRecords: RST and Down are nil until a flow has a reset or server
+// data, and a record recycled from an ended flow starts empty.
+func TestSideRecords(t *testing.T) {
+	type seen struct {
+		rsts    uint32 // RST.Count, 0 when nil
+		hasRST  bool
+		downB   uint64 // Down.Bytes, 0 when nil
+		hasDown bool
+	}
+	var got []seen
+	tb := New(Config{OnEnd: func(st *State, _ EndReason) {
+		var s seen
+		if st.RST != nil {
+			s.hasRST, s.rsts = true, st.RST.Count
+		}
+		if st.Down != nil {
+			s.hasDown, s.downB = true, st.Down.Bytes
+		}
+		got = append(got, s)
+	}})
+	run := func(port uint16, pkts func(v *conv) []schemas.PacketMeta) {
+		v := newConv()
+		v.cp = port
+		for _, p := range pkts(v) {
+			tb.Update(&p)
+		}
+		tb.FlushAll()
+	}
+	hs := func(v *conv) []schemas.PacketMeta {
+		return []schemas.PacketMeta{v.pkt(true, fS, 0), v.pkt(false, fS|fA, 0), v.pkt(true, fA, 0)}
+	}
+	cases := []struct {
+		name string
+		pkts func(v *conv) []schemas.PacketMeta
+		want seen
+	}{
+		{"reset and data", func(v *conv) []schemas.PacketMeta {
+			return append(hs(v), v.pkt(false, fA, 700), v.pkt(false, fR|fA, 0), v.pkt(false, fR, 0))
+		}, seen{rsts: 2, hasRST: true, downB: 700, hasDown: true}},
+		{"client data only", func(v *conv) []schemas.PacketMeta {
+			return append(hs(v), v.pkt(true, fA|fP, 300))
+		}, seen{}},
+		{"data without reset", func(v *conv) []schemas.PacketMeta {
+			return append(hs(v), v.pkt(false, fA, 100), v.pkt(false, fA, 200))
+		}, seen{downB: 300, hasDown: true}},
+		{"reset without data", func(v *conv) []schemas.PacketMeta {
+			return append(hs(v), v.pkt(false, fR|fA, 0))
+		}, seen{rsts: 1, hasRST: true}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run(uint16(40000+i), tc.pkts)
+			if len(got) != i+1 {
+				t.Fatalf("%d flows ended, want %d", len(got), i+1)
+			}
+			if got[i] != tc.want {
+				t.Errorf("got %+v, want %+v", got[i], tc.want)
+			}
+		})
+	}
+}
