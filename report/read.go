@@ -1,0 +1,321 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/schemas/columnar"
+	"github.com/tamperscope/tamperscope/sink"
+)
+
+// ErrNotDataset is returned when a directory holds no flows dataset.
+var ErrNotDataset = errors.New("not a tamperscope dataset directory")
+
+// datasetFiles lists the committed *.parquet files of one dataset under
+// root, skipping hidden names (the sink's .part-*.parquet.tmp files and
+// anything else a writer has not published).
+func datasetFiles(root, dataset string) ([]string, error) {
+	dir := filepath.Join(root, dataset)
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if path != dir && strings.HasPrefix(name, ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && strings.HasSuffix(name, ".parquet") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// fileMeta is what a report shows of a file's key-value metadata.
+type fileMeta struct {
+	version string
+	record  string
+}
+
+// readFile streams the rows of one Parquet file through fn in record
+// batches, reading only the named columns that the file has. Columns the
+// file lacks (an older schema) read as zero values.
+func readFile(ctx context.Context, path string, names []string, fn func(arrow.RecordBatch) error) (fileMeta, error) {
+	var meta fileMeta
+	f, err := os.Open(path)
+	if err != nil {
+		return meta, err
+	}
+	defer f.Close()
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		return meta, fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	defer pr.Close()
+	kv := pr.MetaData().KeyValueMetadata()
+	if v := kv.FindValue(sink.MetaVersion); v != nil {
+		meta.version = *v
+	}
+	if v := kv.FindValue(sink.MetaRecord); v != nil {
+		meta.record = *v
+	}
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 16 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return meta, fmt.Errorf("read schema of %s: %w", path, err)
+	}
+	var leaves []int
+	for _, sf := range fr.Manifest.Fields {
+		if slices.Contains(names, sf.Field.Name) {
+			leaves = appendLeaves(leaves, sf)
+		}
+	}
+	if len(leaves) == 0 || pr.NumRows() == 0 {
+		return meta, nil
+	}
+	rr, err := fr.GetRecordReader(ctx, leaves, nil)
+	if err != nil {
+		return meta, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer rr.Release()
+	for rr.Next() {
+		if err := fn(rr.RecordBatch()); err != nil {
+			return meta, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return meta, fmt.Errorf("read %s: %w", path, err)
+	}
+	return meta, nil
+}
+
+func appendLeaves(dst []int, sf pqarrow.SchemaField) []int {
+	if sf.IsLeaf() {
+		return append(dst, sf.ColIndex)
+	}
+	for _, c := range sf.Children {
+		dst = appendLeaves(dst, c)
+	}
+	return dst
+}
+
+// Column accessors that accept every type a column has had, so files
+// written by older schema versions stay readable; a missing column reads
+// as the zero value.
+
+func intCol(rec arrow.RecordBatch, name string) func(int) int64 {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return func(int) int64 { return 0 }
+	}
+	var get func(int) int64
+	switch a := rec.Column(idx[0]).(type) {
+	case *array.Timestamp:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Int64:
+		get = a.Value
+	case *array.Int32:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Int16:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Int8:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Uint64:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Uint32:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Uint16:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	case *array.Uint8:
+		get = func(i int) int64 { return int64(a.Value(i)) }
+	default:
+		return func(int) int64 { return 0 }
+	}
+	nulls := rec.Column(idx[0])
+	return func(i int) int64 {
+		if nulls.IsNull(i) {
+			return 0
+		}
+		return get(i)
+	}
+}
+
+func floatCol(rec arrow.RecordBatch, name string) func(int) float64 {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return func(int) float64 { return 0 }
+	}
+	switch a := rec.Column(idx[0]).(type) {
+	case *array.Float64:
+		return func(i int) float64 {
+			if a.IsNull(i) {
+				return 0
+			}
+			return a.Value(i)
+		}
+	case *array.Float32:
+		return func(i int) float64 {
+			if a.IsNull(i) {
+				return 0
+			}
+			return float64(a.Value(i))
+		}
+	}
+	return func(int) float64 { return 0 }
+}
+
+func boolCol(rec arrow.RecordBatch, name string) func(int) bool {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return func(int) bool { return false }
+	}
+	if a, ok := rec.Column(idx[0]).(*array.Boolean); ok {
+		return func(i int) bool { return a.IsValid(i) && a.Value(i) }
+	}
+	return func(int) bool { return false }
+}
+
+func stringCol(rec arrow.RecordBatch, name string) func(int) string {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return func(int) string { return "" }
+	}
+	switch a := rec.Column(idx[0]).(type) {
+	case *array.String:
+		return func(i int) string {
+			if a.IsNull(i) {
+				return ""
+			}
+			return a.Value(i)
+		}
+	case *array.LargeString:
+		return func(i int) string {
+			if a.IsNull(i) {
+				return ""
+			}
+			return a.Value(i)
+		}
+	}
+	return func(int) string { return "" }
+}
+
+func stringsCol(rec arrow.RecordBatch, name string) func(int) []string {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return func(int) []string { return nil }
+	}
+	l, ok := rec.Column(idx[0]).(*array.List)
+	if !ok {
+		return func(int) []string { return nil }
+	}
+	vals, ok := l.ListValues().(*array.String)
+	if !ok {
+		return func(int) []string { return nil }
+	}
+	return func(i int) []string {
+		if l.IsNull(i) {
+			return nil
+		}
+		start, end := l.ValueOffsets(i)
+		var out []string
+		for j := start; j < end; j++ {
+			out = append(out, vals.Value(int(j)))
+		}
+		return out
+	}
+}
+
+// flowColumns are the flow columns a report reads.
+var flowColumns = []string{
+	"vantage", "start_ns", "end_ns", "proto", "server_ip", "server_port",
+	"app_proto", "sni", "http_host", "outcome", "stage", "signature",
+	"server_payload", "goodput_bps", "data_phase_ns", "fingerprint", "rsts",
+	"rst_ttl_delta", "rst_ipid_jump", "rst_seq_change", "rst_ack_change",
+	"rst_ack0", "rst_race", "rst_window0", "rst_no_ack", "rst_seq_bad", "rst_burst",
+}
+
+// readFlows calls fn for every flow row of the file, with the columns of
+// flowColumns filled in; r is reused between calls.
+func readFlows(ctx context.Context, path string, fn func(r *schemas.FlowRecord)) (fileMeta, error) {
+	var r schemas.FlowRecord
+	return readFile(ctx, path, flowColumns, func(rec arrow.RecordBatch) error {
+		vantage, start, end := stringCol(rec, "vantage"), intCol(rec, "start_ns"), intCol(rec, "end_ns")
+		proto, sip, sport := stringCol(rec, "proto"), stringCol(rec, "server_ip"), intCol(rec, "server_port")
+		app, sni, host := stringCol(rec, "app_proto"), stringCol(rec, "sni"), stringCol(rec, "http_host")
+		outcome, stage, sig := stringCol(rec, "outcome"), stringCol(rec, "stage"), stringCol(rec, "signature")
+		payload, goodput, phase := intCol(rec, "server_payload"), floatCol(rec, "goodput_bps"), intCol(rec, "data_phase_ns")
+		fp, rsts, ttl := stringCol(rec, "fingerprint"), intCol(rec, "rsts"), intCol(rec, "rst_ttl_delta")
+		ipid, seqc, ackc := boolCol(rec, "rst_ipid_jump"), boolCol(rec, "rst_seq_change"), boolCol(rec, "rst_ack_change")
+		ack0, race, win0 := boolCol(rec, "rst_ack0"), boolCol(rec, "rst_race"), boolCol(rec, "rst_window0")
+		noack, seqbad, burst := boolCol(rec, "rst_no_ack"), boolCol(rec, "rst_seq_bad"), boolCol(rec, "rst_burst")
+		for i := range int(rec.NumRows()) {
+			r = schemas.FlowRecord{
+				Vantage: vantage(i), StartNs: start(i), EndNs: end(i),
+				Proto: proto(i), ServerIP: sip(i), ServerPort: uint16(sport(i)),
+				AppProto: app(i), SNI: sni(i), HTTPHost: host(i),
+				Outcome: outcome(i), Stage: stage(i), Signature: sig(i),
+				ServerPayload: uint64(payload(i)), GoodputBps: goodput(i), DataPhaseNs: phase(i),
+				Fingerprint: fp(i), RSTs: uint32(rsts(i)), RSTTTLDelta: int16(ttl(i)),
+				RSTIPIDJump: ipid(i), RSTSeqChange: seqc(i), RSTAckChange: ackc(i),
+				RSTAck0: ack0(i), RSTRace: race(i), RSTWindow0: win0(i),
+				RSTNoAck: noack(i), RSTSeqBad: seqbad(i), RSTBurst: burst(i),
+			}
+			fn(&r)
+		}
+		return nil
+	})
+}
+
+// readFindings returns every finding row of the file.
+func readFindings(ctx context.Context, path string) ([]schemas.Finding, fileMeta, error) {
+	var out []schemas.Finding
+	names := make([]string, 0, len(columnar.TableOf[schemas.Finding]().Columns))
+	for _, c := range columnar.TableOf[schemas.Finding]().Columns {
+		names = append(names, c.Name)
+	}
+	meta, err := readFile(ctx, path, names, func(rec arrow.RecordBatch) error {
+		id, vantage, kind, verdict := stringCol(rec, "finding_id"), stringCol(rec, "vantage"), stringCol(rec, "kind"), stringCol(rec, "verdict")
+		ip, port, name := stringCol(rec, "target_ip"), intCol(rec, "target_port"), stringCol(rec, "target_name")
+		trigger, method := stringCol(rec, "trigger"), stringCol(rec, "method")
+		ws, we := intCol(rec, "window_start_ns"), intCol(rec, "window_end_ns")
+		flows, failed, control := intCol(rec, "flows"), intCol(rec, "failed_flows"), intCol(rec, "control_flows")
+		conf, evidence := floatCol(rec, "confidence"), stringCol(rec, "evidence")
+		examples, collateral, fp := stringsCol(rec, "example_flows"), stringsCol(rec, "collateral"), stringCol(rec, "fingerprint")
+		rate, shape, targeted, issuer := floatCol(rec, "rate_bps"), stringCol(rec, "shape"), boolCol(rec, "targeted"), stringCol(rec, "issuer")
+		for i := range int(rec.NumRows()) {
+			out = append(out, schemas.Finding{
+				FindingID: id(i), Vantage: vantage(i), Kind: kind(i), Verdict: verdict(i),
+				TargetIP: ip(i), TargetPort: uint16(port(i)), TargetName: name(i),
+				Trigger: trigger(i), Method: method(i),
+				WindowStartNs: ws(i), WindowEndNs: we(i),
+				Flows: uint32(flows(i)), FailedFlows: uint32(failed(i)), ControlFlows: uint32(control(i)),
+				Confidence: conf(i), Evidence: evidence(i),
+				ExampleFlows: examples(i), Collateral: collateral(i), Fingerprint: fp(i),
+				RateBps: rate(i), Shape: shape(i), Targeted: targeted(i), Issuer: issuer(i),
+			})
+		}
+		return nil
+	})
+	return out, meta, err
+}
