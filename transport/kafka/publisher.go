@@ -1,0 +1,525 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/schemas/wire"
+	"github.com/tamperscope/tamperscope/transport"
+)
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("kafka transport closed")
+
+// KeyFunc returns the address a packet is partitioned by: the remote
+// (server-side) address, so every packet of a flow and every flow to one
+// server meet in one partition.
+type KeyFunc func(p *schemas.PacketMeta) netip.Addr
+
+// ServerSide is the default KeyFunc: of the two endpoints, the one with the
+// lower port (servers listen on low ports, clients on ephemeral ones). For
+// an ICMP error it looks at the quoted packet, so a router's "admin
+// prohibited" about a flow lands with that flow. Equal ports (ICMP echo,
+// later fragments) fall back to the lower address, which still puts both
+// directions together.
+func ServerSide(p *schemas.PacketMeta) netip.Addr {
+	if p.Quoted.Src.IsValid() {
+		q := &p.Quoted
+		return lowerPortSide(q.Src, q.SrcPort, q.Dst, q.DstPort)
+	}
+	return lowerPortSide(p.Src, p.SrcPort, p.Dst, p.DstPort)
+}
+
+func lowerPortSide(a netip.Addr, ap uint16, b netip.Addr, bp uint16) netip.Addr {
+	switch {
+	case ap < bp:
+		return a
+	case bp < ap:
+		return b
+	case a.Less(b):
+		return a
+	}
+	return b
+}
+
+// PublisherConfig configures a Publisher. Brokers and Topic are required;
+// every other zero value picks the default its comment names.
+type PublisherConfig struct {
+	Brokers  []string
+	Topic    string
+	Security Security
+	// Key partitions rows. The default is ServerSide.
+	Key KeyFunc
+	// Partitions is the topic's partition count; 0 asks the brokers when
+	// the Publisher is made.
+	Partitions int
+	// Codec compresses message bodies. The default is wire.LZ4.
+	Codec wire.Codec
+	// MaxRows caps the rows of one message. The default is 4096.
+	MaxRows int
+	// MaxMessageBytes caps one produce batch, and with it one message; keep
+	// it at or under the broker's message.max.bytes. Larger encodings are
+	// split. The default is 1000000.
+	MaxMessageBytes int
+	// Linger is how long rows wait for more rows of their partition before
+	// they are sent in a partly filled message. The default is 200 ms.
+	Linger time.Duration
+	// MaxBufferBytes bounds the encoded messages waiting for the broker or
+	// in flight. Past it new messages are dropped and counted. The default
+	// is 64 MiB.
+	MaxBufferBytes int
+	// CloseTimeout is how long Close waits for the broker to take what is
+	// buffered; what is left then is counted as failed. The default is 30 s.
+	CloseTimeout time.Duration
+	// Logger receives delivery problems. The default is slog.Default().
+	Logger *slog.Logger
+}
+
+// PublisherStats counts rows through a Publisher. After Close, Rows equals
+// AckedRows + FailedRows + DroppedRows: every row is accounted for.
+type PublisherStats struct {
+	Rows        uint64 // handed to Publish
+	Messages    uint64 // messages encoded
+	Bytes       uint64 // encoded bytes
+	AckedRows   uint64 // acknowledged by the broker
+	AckedMsgs   uint64
+	FailedRows  uint64 // given up: rejected by the broker, or still buffered when Close timed out
+	FailedMsgs  uint64
+	DroppedRows uint64 // not buffered: the buffer was full (broker slow or unreachable)
+	DroppedMsgs uint64
+	Retries     uint64 // writes that failed and were retried (broker unreachable, leader moving)
+	Buffered    int    // encoded bytes waiting or in flight now
+}
+
+// Publisher is the capture half's Kafka transport. Publish copies rows into
+// one pending message per partition; a full or lingering message is
+// encoded and queued, and one sender goroutine writes the queue in order,
+// retrying while the broker is unreachable. Memory is bounded by
+// MaxBufferBytes plus one pending message per partition.
+type Publisher struct {
+	cfg    PublisherConfig
+	log    *slog.Logger
+	writer *kafkago.Writer
+
+	mu       sync.Mutex
+	closed   bool
+	enc      *wire.Encoder
+	pending  []pendingMsg // one per partition
+	queue    []queued
+	stats    PublisherStats
+	lastDrop time.Time
+	wake     chan struct{} // capacity 1: queue changed or closing
+
+	stopLinger chan struct{}
+	senderCtx  context.Context
+	stopSender context.CancelFunc
+	done       sync.WaitGroup
+}
+
+// pendingMsg accumulates rows of one partition. Payloads are kept as
+// offsets into arena, which may move as it grows, and pointed at it only
+// when the message is encoded.
+type pendingMsg struct {
+	batch schemas.PacketBatch
+	spans []span
+	first time.Time
+}
+
+type span struct {
+	lo, hi int
+	isNil  bool
+}
+
+type queued struct {
+	msg  kafkago.Message
+	rows int
+}
+
+var _ transport.Publisher = (*Publisher)(nil)
+
+// NewPublisher connects nothing yet except, when cfg.Partitions is 0, one
+// metadata request for the partition count.
+func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
+	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
+		return nil, errors.New("new publisher: Brokers and Topic are required")
+	}
+	if cfg.Key == nil {
+		cfg.Key = ServerSide
+	}
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = 4096
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1_000_000
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 200 * time.Millisecond
+	}
+	if cfg.MaxBufferBytes <= 0 {
+		cfg.MaxBufferBytes = 64 << 20
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c, err := cfg.Security.conn("tamperscope-capture")
+	if err != nil {
+		return nil, fmt.Errorf("new publisher: %w", err)
+	}
+	if cfg.Partitions <= 0 {
+		if cfg.Partitions, err = partitionCount(ctx, cfg.Brokers, c, cfg.Topic); err != nil {
+			return nil, fmt.Errorf("new publisher: %w", err)
+		}
+	}
+	enc, err := wire.NewEncoder(wire.EncoderOptions{Codec: cfg.Codec})
+	if err != nil {
+		return nil, fmt.Errorf("new publisher: %w", err)
+	}
+	log := cfg.Logger.With("topic", cfg.Topic)
+	p := &Publisher{
+		cfg: cfg,
+		log: log,
+		writer: &kafkago.Writer{
+			Addr:      kafkago.TCP(cfg.Brokers...),
+			Topic:     cfg.Topic,
+			Balancer:  partitionBalancer{},
+			Transport: c.transport,
+			// The sender retries on its own, keeping order; kafka-go's
+			// retries only smooth over a leader change.
+			MaxAttempts:  3,
+			BatchSize:    1 << 20, // bounded by BatchBytes instead
+			BatchBytes:   int64(cfg.MaxMessageBytes),
+			BatchTimeout: time.Millisecond,
+			RequiredAcks: kafkago.RequireAll,
+			ErrorLogger:  kafkaLogger(log),
+		},
+		enc:        enc,
+		pending:    make([]pendingMsg, cfg.Partitions),
+		wake:       make(chan struct{}, 1),
+		stopLinger: make(chan struct{}),
+	}
+	p.senderCtx, p.stopSender = context.WithCancel(context.Background())
+	p.done.Add(2)
+	go p.send()
+	go p.linger()
+	return p, nil
+}
+
+// partitionBalancer sends a message to the partition its key names; the
+// Publisher already grouped its rows by partition. Should the topic have
+// gained or lost partitions since, the key is reduced modulo the count,
+// which keeps one server's rows together.
+type partitionBalancer struct{}
+
+func (partitionBalancer) Balance(m kafkago.Message, partitions ...int) int {
+	k := int(binary.BigEndian.Uint32(m.Key))
+	if k < len(partitions) && partitions[k] == k {
+		return k
+	}
+	return partitions[k%len(partitions)]
+}
+
+// partitionOf hashes the key address with FNV-1a: stable across processes
+// and versions, so a server keeps its partition across restarts.
+func partitionOf(a netip.Addr, n int) int {
+	h := fnv.New32a()
+	b := a.As16()
+	if !a.IsValid() {
+		b = [16]byte{}
+	}
+	h.Write(b[:])
+	return int(h.Sum32() % uint32(n))
+}
+
+// Publish copies b's rows into the pending messages of their partitions;
+// b may be reused as soon as it returns. It never blocks on the broker.
+func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("publish: %w", ErrClosed)
+	}
+	n := len(p.pending)
+	for i := range b.Packets {
+		row := &b.Packets[i]
+		part := partitionOf(p.cfg.Key(row), n)
+		pm := &p.pending[part]
+		if len(pm.batch.Packets) == 0 {
+			pm.first = time.Now()
+		}
+		sp := span{lo: len(pm.batch.Arena), isNil: row.Payload == nil}
+		pm.batch.Arena = append(pm.batch.Arena, row.Payload...)
+		sp.hi = len(pm.batch.Arena)
+		pm.spans = append(pm.spans, sp)
+		pm.batch.Packets = append(pm.batch.Packets, *row)
+		pm.batch.Packets[len(pm.batch.Packets)-1].Payload = nil // b is the caller's again
+		p.stats.Rows++
+		if len(pm.batch.Packets) >= p.cfg.MaxRows {
+			p.flushLocked(part)
+		}
+	}
+	return nil
+}
+
+// flushLocked encodes and queues the pending message of one partition.
+func (p *Publisher) flushLocked(part int) {
+	pm := &p.pending[part]
+	if len(pm.batch.Packets) == 0 {
+		return
+	}
+	for i := range pm.batch.Packets {
+		if sp := pm.spans[i]; sp.isNil {
+			pm.batch.Packets[i].Payload = nil
+		} else {
+			pm.batch.Packets[i].Payload = pm.batch.Arena[sp.lo:sp.hi:sp.hi]
+		}
+	}
+	p.encodeLocked(part, pm.batch.Packets, pm.batch.Arena)
+	// Drop the references to the caller's strings and payloads.
+	clear(pm.batch.Packets)
+	pm.batch.Packets = pm.batch.Packets[:0]
+	pm.batch.Arena = pm.batch.Arena[:0]
+	pm.spans = pm.spans[:0]
+}
+
+// maxOverhead is room for the record framing kafka-go adds to a value.
+const maxOverhead = 1024
+
+// encodeLocked encodes rows as one message, or halves them until each half
+// fits in MaxMessageBytes.
+func (p *Publisher) encodeLocked(part int, rows []schemas.PacketMeta, arena []byte) {
+	b := schemas.PacketBatch{Packets: rows, Arena: arena}
+	value, err := p.enc.Encode(nil, &b)
+	if err == nil && len(value) > p.cfg.MaxMessageBytes-maxOverhead {
+		if len(rows) > 1 {
+			h := len(rows) / 2
+			p.encodeLocked(part, rows[:h], arena)
+			p.encodeLocked(part, rows[h:], arena)
+			return
+		}
+		err = fmt.Errorf("one row encodes to %d bytes, over MaxMessageBytes %d", len(value), p.cfg.MaxMessageBytes)
+	}
+	if err != nil {
+		p.stats.FailedRows += uint64(len(rows))
+		p.stats.FailedMsgs++
+		p.log.Error("kafka publisher: cannot encode rows; counted as failed", "rows", len(rows), "err", err)
+		return
+	}
+	p.stats.Messages++
+	p.stats.Bytes += uint64(len(value))
+	if p.stats.Buffered+len(value) > p.cfg.MaxBufferBytes {
+		p.stats.DroppedRows += uint64(len(rows))
+		p.stats.DroppedMsgs++
+		if now := time.Now(); now.Sub(p.lastDrop) >= 10*time.Second {
+			p.lastDrop = now
+			p.log.Warn("kafka publisher: buffer full, dropping rows (broker slow or unreachable)",
+				"buffered_bytes", p.stats.Buffered, "dropped_rows_total", p.stats.DroppedRows)
+		}
+		return
+	}
+	key := make([]byte, 4)
+	binary.BigEndian.PutUint32(key, uint32(part))
+	p.queue = append(p.queue, queued{msg: kafkago.Message{Key: key, Value: value}, rows: len(rows)})
+	p.stats.Buffered += len(value)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// linger flushes pending messages whose first row is older than Linger.
+func (p *Publisher) linger() {
+	defer p.done.Done()
+	t := time.NewTicker(p.cfg.Linger / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopLinger:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			for part := range p.pending {
+				pm := &p.pending[part]
+				if len(pm.batch.Packets) > 0 && now.Sub(pm.first) >= p.cfg.Linger {
+					p.flushLocked(part)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// sendChunk bounds the messages one WriteMessages call carries.
+const sendChunk = 256
+
+// send writes the queue head to the broker in order. A message that fails
+// with a retriable error stays at the head and is retried after a backoff;
+// one the broker rejects for good is counted as failed.
+func (p *Publisher) send() {
+	defer p.done.Done()
+	backoff := time.Duration(0)
+	for {
+		p.mu.Lock()
+		chunk := p.queue[:min(len(p.queue), sendChunk)]
+		msgs := make([]kafkago.Message, len(chunk))
+		for i, q := range chunk {
+			msgs[i] = q.msg
+		}
+		closing := p.closed
+		p.mu.Unlock()
+		if len(msgs) == 0 {
+			if closing {
+				return
+			}
+			select {
+			case <-p.wake:
+			case <-p.senderCtx.Done():
+				return
+			}
+			continue
+		}
+		err := p.writer.WriteMessages(p.senderCtx, msgs...)
+		if p.senderCtx.Err() != nil {
+			return
+		}
+		retry := p.settle(len(msgs), err)
+		if !retry {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		select {
+		case <-time.After(backoff):
+		case <-p.senderCtx.Done():
+			return
+		}
+	}
+}
+
+// settle accounts for the first n queued messages after a write and
+// removes those that are done; it reports whether any must be retried.
+func (p *Publisher) settle(n int, err error) (retry bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var werrs kafkago.WriteErrors
+	perMessage := errors.As(err, &werrs) && len(werrs) == n
+	keep := p.queue[:0]
+	for i, q := range p.queue[:n] {
+		e := err
+		if perMessage {
+			e = werrs[i]
+		}
+		switch {
+		case e == nil:
+			p.stats.AckedRows += uint64(q.rows)
+			p.stats.AckedMsgs++
+			p.stats.Buffered -= len(q.msg.Value)
+		case permanent(e):
+			p.stats.FailedRows += uint64(q.rows)
+			p.stats.FailedMsgs++
+			p.stats.Buffered -= len(q.msg.Value)
+			p.log.Error("kafka publisher: broker rejected a message; counted as failed", "rows", q.rows, "err", e)
+		default:
+			keep = append(keep, q)
+		}
+	}
+	if len(keep) > 0 {
+		retry = true
+		p.stats.Retries++
+		p.log.Warn("kafka publisher: write failed, will retry", "messages", len(keep), "buffered_bytes", p.stats.Buffered, "err", err)
+	}
+	rest := p.queue[n:]
+	p.queue = append(keep, rest...)
+	clear(p.queue[len(p.queue) : n+len(rest)])
+	return retry
+}
+
+// permanent tells errors that retrying cannot fix (message too large,
+// authorization, unknown topic after retries) from transient ones.
+func permanent(err error) bool {
+	var ke kafkago.Error
+	if errors.As(err, &ke) {
+		return !ke.Temporary()
+	}
+	var tooLarge kafkago.MessageTooLargeError
+	return errors.As(err, &tooLarge)
+}
+
+// Stats returns the counters so far.
+func (p *Publisher) Stats() PublisherStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Close encodes what is pending, waits up to CloseTimeout for the broker to
+// acknowledge everything buffered, and counts what is left as failed. It
+// returns an error when any row was dropped or failed over the Publisher's
+// life, so a lossy run never ends silently.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return fmt.Errorf("close publisher: %w", ErrClosed)
+	}
+	p.closed = true
+	for part := range p.pending {
+		p.flushLocked(part)
+	}
+	p.mu.Unlock()
+	close(p.stopLinger)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+
+	drained := make(chan struct{})
+	go func() {
+		p.done.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(p.cfg.CloseTimeout):
+		p.stopSender()
+		<-drained
+	}
+	p.stopSender()
+	werr := p.writer.Close()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.queue {
+		p.stats.FailedRows += uint64(q.rows)
+		p.stats.FailedMsgs++
+		p.stats.Buffered -= len(q.msg.Value)
+	}
+	p.queue = nil
+	s := p.stats
+	if s.FailedRows > 0 || s.DroppedRows > 0 {
+		return fmt.Errorf("close publisher: %d of %d rows not delivered (%d dropped on a full buffer, %d failed)",
+			s.FailedRows+s.DroppedRows, s.Rows, s.DroppedRows, s.FailedRows)
+	}
+	if werr != nil {
+		return fmt.Errorf("close publisher: %w", werr)
+	}
+	return nil
+}
+
+// kafkaLogger routes kafka-go's error log to slog.
+func kafkaLogger(l *slog.Logger) kafkago.Logger {
+	return kafkago.LoggerFunc(func(msg string, args ...any) {
+		l.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
+	})
+}
