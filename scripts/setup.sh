@@ -18,6 +18,7 @@ go mod download
 [ "$what" = demo ] && exit 0
 
 need=()
+backports=0
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 for p in tcpdump ethtool iptables iproute2 tshark clang llvm libbpf-dev; do
 	have "$p" || need+=("$p")
@@ -27,18 +28,25 @@ if [ "$what" = bench ]; then
 		if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
 			echo 'deb http://deb.debian.org/debian bookworm-backports main' >/etc/apt/sources.list.d/backports.list
 		fi
-		need+=(suricata/bookworm-backports)
+		backports=1
 	fi
 fi
+if [ ${#need[@]} -gt 0 ] || [ "$backports" = 1 ]; then
+	[ "$(id -u)" = 0 ] || { log "missing packages (${need[*]} suricata); run as root to install them"; exit 1; }
+fi
 if [ ${#need[@]} -gt 0 ]; then
-	if [ "$(id -u)" != 0 ]; then
-		log "missing Debian packages (${need[*]}); run as root to install them"
-		exit 1
-	fi
 	log "installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "$backports" = 1 ]; then
+	# Suricata 7 and its libraries come from bookworm-backports together.
+	log "installing suricata from bookworm-backports"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq -t bookworm-backports suricata >/dev/null
+	systemctl disable --now suricata >/dev/null 2>&1 || true
 fi
 scripts/kafka.sh fetch
