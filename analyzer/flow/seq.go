@@ -123,6 +123,7 @@ const maxStreamRanges = 16
 // list.
 type buffer struct {
 	data []byte
+	free *[]*buffer // the owning table's free list
 	// TCP reassembly: byte ranges held, relative to base, sorted and merged.
 	base  uint32
 	based bool

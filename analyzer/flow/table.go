@@ -555,7 +555,7 @@ func (t *Table) acquire(st *State, d Dir) *buffer {
 		b = t.bufs[n-1]
 		t.bufs = t.bufs[:n-1]
 	} else {
-		b = &buffer{data: make([]byte, t.bufSize)}
+		b = &buffer{data: make([]byte, t.bufSize), free: &t.bufs}
 	}
 	b.reset()
 	st.buf[d] = b

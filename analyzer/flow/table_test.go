@@ -207,6 +207,9 @@ func TestStreamGapsAndStop(t *testing.T) {
 	if st.Stream(FromClient) != nil {
 		t.Error("stream still returned after StopCollect")
 	}
+	if st.buf[FromClient] != nil || len(tb.bufs) != 1 {
+		t.Errorf("StopCollect kept the buffer (held %v, free %d)", st.buf[FromClient] != nil, len(tb.bufs))
+	}
 	q := v.pkt(true, fA|fP, 5)
 	tb.Update(&q)
 	if st.buf[FromClient] != nil || len(tb.bufs) != 1 {

@@ -28,11 +28,6 @@ func (s *State) dirOf(side uint8) Dir {
 
 // packet accounts one packet of the flow and returns its direction.
 func (s *State) packet(p *schemas.PacketMeta, t *Table) Dir {
-	for d := range s.buf {
-		if s.stopped[d] && s.buf[d] != nil {
-			t.release(s, Dir(d))
-		}
-	}
 	side := s.sideOf(p)
 	if s.Proto == schemas.ProtoTCP {
 		s.zeekTCP(p, side)
