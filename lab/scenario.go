@@ -403,7 +403,7 @@ func buildQUICSNI(b *builder) *plan {
 	for _, a := range addrs {
 		findings = append(findings, ExpectedFinding{Kind: schemas.KindQUICBlocking, TargetIP: a.String(), TargetPort: portTLS, TargetName: blocked,
 			Trigger: "quic_sni", Method: "drop", Targeted: true, Censor: "quic-initial-decrypt",
-			Note: "UDP 4-tuple dropped both ways after the matching Initial; TCP/TLS to the same name works"})
+			Note: "UDP 4-tuple dropped both ways once the matching Initial is decrypted (the server's ACK-only Initial may pass first); TCP/TLS to the same name works"})
 	}
 	return &plan{
 		name: "quic-sni", desc: "censor decrypts QUIC Initials and blackholes the UDP 4-tuple when the SNI matches",
