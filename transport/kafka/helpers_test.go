@@ -142,22 +142,22 @@ func newSeen() *seen {
 	return &seen{rows: map[uint32]schemas.PacketMeta{}, partition: map[netip.Addr]int{}}
 }
 
-// add records a delivery's rows, failing on a row seen before and on a
+// add records a delivery's rows; an error for a row seen before or a
 // server address seen in two partitions.
-func (s *seen) add(t *testing.T, d transport.Delivery) {
-	t.Helper()
+func (s *seen) add(d transport.Delivery) error {
 	for _, p := range d.Batch.Packets {
 		if _, dup := s.rows[p.Seq]; dup {
-			t.Fatalf("row %d delivered twice (partition %d offset %d)", p.Seq, d.Partition, d.Offset)
+			return fmt.Errorf("row %d delivered twice (partition %d offset %d)", p.Seq, d.Partition, d.Offset)
 		}
 		p.Payload = append([]byte(nil), p.Payload...)
 		s.rows[p.Seq] = p
 		srv := ServerSide(&p)
 		if prev, ok := s.partition[srv]; ok && prev != d.Partition {
-			t.Fatalf("server %v in partitions %d and %d", srv, prev, d.Partition)
+			return fmt.Errorf("server %v in partitions %d and %d", srv, prev, d.Partition)
 		}
 		s.partition[srv] = d.Partition
 	}
+	return nil
 }
 
 func nextWithin(t *testing.T, s *Subscriber, d time.Duration) transport.Delivery {

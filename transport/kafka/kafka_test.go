@@ -158,7 +158,9 @@ func TestPublishConsumeRestart(t *testing.T) {
 			last := map[int]int64{}
 			for len(got.rows) < len(want) {
 				d := nextWithin(t, sub, 60*time.Second)
-				got.add(t, d)
+				if err := got.add(d); err != nil {
+					t.Fatal(err)
+				}
 				last[d.Partition] = d.Offset
 				sub.Release(d)
 			}
@@ -349,7 +351,9 @@ func TestPublisherBuffersUntilBrokerReturns(t *testing.T) {
 	lastSeq := map[int]int64{}
 	for len(got.rows) < rows {
 		d := nextWithin(t, sub, 60*time.Second)
-		got.add(t, d)
+		if err := got.add(d); err != nil {
+			t.Fatal(err)
+		}
 		for _, p := range d.Batch.Packets {
 			// Ids grow with publish order, so within a partition they must
 			// grow with offsets.

@@ -523,3 +523,13 @@ func kafkaLogger(l *slog.Logger) kafkago.Logger {
 		l.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
 	})
 }
+
+// kafkaLoggerUntil is kafkaLogger that falls silent once ctx ends: a
+// reader stopped by a rebalance reports its cut connection as an error.
+func kafkaLoggerUntil(ctx context.Context, l *slog.Logger) kafkago.Logger {
+	return kafkago.LoggerFunc(func(msg string, args ...any) {
+		if ctx.Err() == nil {
+			l.Warn("kafka-go: " + fmt.Sprintf(msg, args...))
+		}
+	})
+}

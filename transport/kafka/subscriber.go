@@ -276,7 +276,7 @@ func (s *Subscriber) readPartition(ctx context.Context, a kafkago.PartitionAssig
 		MaxBytes:      16 << 20,
 		MaxWait:       250 * time.Millisecond,
 		QueueCapacity: 4,
-		ErrorLogger:   kafkaLogger(s.log),
+		ErrorLogger:   kafkaLoggerUntil(ctx, s.log),
 	})
 	defer r.Close()
 	offset := a.Offset
