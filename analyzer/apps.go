@@ -35,6 +35,7 @@ type app struct {
 	}
 	host, method string
 	quicVersion  uint32
+	quic1RTT     bool
 	sh           tlshello.ServerHello
 	quic         *quic.Flow
 }
@@ -157,6 +158,9 @@ func (e *Engine) parseUDP(a *app, dir flow.Dir, p *schemas.PacketMeta) {
 		}
 		return
 	}
+	if dir == flow.FromClient && a.proto == "quic" && len(b) > 0 && b[0]&0x80 == 0 {
+		a.quic1RTT = true
+	}
 	if a.hello || dir != flow.FromClient || len(b) < 7 {
 		return
 	}
@@ -215,6 +219,7 @@ func (a *app) record(r *schemas.FlowRecord) {
 	r.HTTPHost, r.HTTPMethod = a.host, a.method
 	if a.quicVersion != 0 {
 		r.QUICVersion = fmt.Sprintf("%08x", a.quicVersion)
+		r.QUIC1RTT = a.quic1RTT
 	}
 	if a.sh.CipherSuite != 0 {
 		r.ServerTLSVersion = tlsVersionName(a.sh.Version())

@@ -17,7 +17,7 @@ type Finding struct {
 	FindingID string `json:"finding_id" doc:"stable identifier: hash of kind, target and window"`
 	Vantage   string `json:"vantage" doc:"vantage identifier"`
 	Kind      string `json:"kind" doc:"sni_rst_injection, sni_blackhole, ip_blocking, throttling, residual_block, quic_blocking, tls_interception"`
-	Verdict   string `json:"verdict" doc:"confirmed, likely or insufficient_evidence"`
+	Verdict   string `json:"verdict" doc:"confirmed, likely, insufficient_evidence, or path_limited (throttling of a path slow for everyone)"`
 
 	TargetIP   string `json:"target_ip" doc:"server address"`
 	TargetPort uint16 `json:"target_port" doc:"server port (0: any)"`
@@ -34,7 +34,7 @@ type Finding struct {
 	Confidence   float64  `json:"confidence" doc:"0..1"`
 	Evidence     string   `json:"evidence" doc:"human-readable summary of why"`
 	ExampleFlows []string `json:"example_flows" doc:"up to 5 flow_id values"`
-	Collateral   []string `json:"collateral" doc:"names seen on the target IP (ip_blocking)"`
+	Collateral   []string `json:"collateral" doc:"names seen on the target IP (ip_blocking, IP-level throttling)"`
 	Fingerprint  string   `json:"fingerprint" doc:"censor fingerprint: stable hash of the injector's behaviour"`
 
 	RateBps  float64 `json:"rate_bps" doc:"estimated throttling rate, bit/s"`

@@ -46,6 +46,7 @@ type FlowRecord struct {
 	HTTPHost    string `json:"http_host" doc:"Host of the first HTTP/1.x request"`
 	HTTPMethod  string `json:"http_method" doc:"method of the first HTTP/1.x request"`
 	QUICVersion string `json:"quic_version" doc:"QUIC version of the client's Initial (hex)"`
+	QUIC1RTT    bool   `json:"quic_1rtt" doc:"the QUIC client sent short-header (1-RTT) packets: its handshake completed"`
 
 	ServerTLSVersion string `json:"server_tls_version" doc:"TLS version chosen by the server"`
 	ServerCipher     string `json:"server_cipher" doc:"cipher suite chosen by the server (hex)"`

@@ -28,6 +28,10 @@ type Config struct {
 	// ThrottleRatio is how many times slower than its controls a target
 	// must be to count as throttled. Default 4.
 	ThrottleRatio float64
+	// SlowPathBps is the plateau below which bulk transfers with no faster
+	// control anywhere are reported as a path slow for everyone. Default
+	// 2 Mbit/s.
+	SlowPathBps float64
 	// InterceptionIssuers are certificate issuer substrings of known
 	// interception roots. Default DefaultInterceptionIssuers.
 	InterceptionIssuers []string
@@ -62,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ThrottleRatio <= 0 {
 		c.ThrottleRatio = 4
+	}
+	if c.SlowPathBps <= 0 {
+		c.SlowPathBps = 2e6
 	}
 	if c.InterceptionIssuers == nil {
 		c.InterceptionIssuers = DefaultInterceptionIssuers

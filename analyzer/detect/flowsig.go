@@ -46,12 +46,21 @@ func classify(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64, t
 
 func classifyUDP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64) {
 	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
+	// The client retried long enough to have given up on an answer.
+	retried := c.Pkts >= 3 && c.LastNs-st.StartNs >= int64(cfg.Timeout)/3
+	silent := max(st.LastNs, nowNs)-st.StartNs >= int64(cfg.Timeout) || retried
 	switch {
+	case r.AppProto == "quic" && r.QUIC1RTT:
+		r.Outcome = OutcomeOK
+	case st.ICMP.Errors > 0 && s.Pkts == 0:
+		r.Outcome, r.Stage, r.Signature = OutcomeICMP, StagePostPSH, "udp:icmp"
+	case r.AppProto == "quic" && s.Pkts <= 2 && retried:
+		// Initials kept coming while the server's answers, if any, stopped
+		// after the first: the 4-tuple was blackholed after the Initial.
+		r.Outcome, r.Stage, r.Signature = OutcomeTimeout, StagePostPSH, "quic:timeout"
 	case s.Pkts > 0:
 		r.Outcome = OutcomeOK
-	case st.ICMP.Errors > 0:
-		r.Outcome, r.Stage, r.Signature = OutcomeICMP, StagePostPSH, "udp:icmp"
-	case c.Pkts > 0 && max(st.LastNs, nowNs)-c.LastNs+(c.LastNs-st.StartNs) >= int64(cfg.Timeout):
+	case c.Pkts > 0 && silent:
 		r.Outcome, r.Stage, r.Signature = OutcomeTimeout, StagePostPSH, "udp:timeout"
 	default:
 		r.Outcome = OutcomeIncomplete

@@ -43,7 +43,7 @@ func (s *Set) judge(w *window, emit func(*schemas.Finding)) {
 	for ip, fs := range w.byIP {
 		slices.SortFunc(fs, func(a, b *summary) int { return cmp.Or(cmp.Compare(a.startNs, b.startNs), cmp.Compare(a.id, b.id)) })
 		for _, f := range fs {
-			if j.bulk(f) {
+			if j.control(f) {
 				j.rates[ip] = append(j.rates[ip], f.rateBps)
 			}
 		}
@@ -82,8 +82,17 @@ func (j *judgement) finding(kind, ip string, port uint16, name string, ex []*sum
 	return f
 }
 
-func (j *judgement) bulk(s *summary) bool {
-	return s.bytes >= j.set.cfg.ThrottleMinBytes && s.dataNs >= 1e9 && s.rateBps > 0 && s.avgSeg >= 1000
+// control: a transfer big enough that its rate says what the path can do,
+// however fast it finished.
+func (j *judgement) control(s *summary) bool {
+	return s.bytes >= j.set.cfg.ThrottleMinBytes && s.rateBps > 0
+}
+
+// candidate: a bulk transfer long enough to show a plateau, sent in
+// full-size segments (an application trickling small writes is slow by
+// itself, not by the network).
+func (j *judgement) candidate(s *summary) bool {
+	return j.control(s) && s.dataNs >= 1e9 && s.avgSeg >= 1000
 }
 
 // residualRule: after a flow to server:port is cut for naming X, later
@@ -133,20 +142,24 @@ func residualRule(j *judgement, ip string, flows []*summary) {
 // nameRule: flows naming X (SNI, Host, QUIC SNI) fail right after naming
 // it, while flows to the same address naming other hosts succeed.
 func nameRule(j *judgement, ip string, flows []*summary) {
-	byName := map[string][]*summary{}
-	var names []string
+	// A name is judged per protocol: QUIC to a name can be blocked while
+	// TLS over TCP to it works, and the other way round.
+	type target struct{ trigger, name string }
+	byName := map[target][]*summary{}
+	var targets []target
 	for _, f := range flows {
 		if f.name == "" || j.consumed[f] {
 			continue
 		}
-		if byName[f.name] == nil {
-			names = append(names, f.name)
+		k := target{f.trigger, f.name}
+		if byName[k] == nil {
+			targets = append(targets, k)
 		}
-		byName[f.name] = append(byName[f.name], f)
+		byName[k] = append(byName[k], f)
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		fs := byName[name]
+	slices.SortFunc(targets, func(a, b target) int { return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.trigger, b.trigger)) })
+	for _, tg := range targets {
+		name, fs := tg.name, byName[tg]
 		var failed []*summary
 		okSame := 0
 		for _, f := range fs {
@@ -285,17 +298,26 @@ func (j *judgement) okElsewhere(name, ip string) bool {
 }
 
 // throttleRule: bulk transfers naming X (or to this address) run at a
-// plateau far below the same address's other names (or other addresses).
-// A path slow for everyone has no faster control and yields no finding.
+// plateau far below the same address's other names (or other addresses):
+// a targeted cap. Without any faster control, a plateau below
+// Config.SlowPathBps is reported as a path slow for everyone (Targeted
+// false), which is no censorship verdict.
 func throttleRule(j *judgement, ip string, flows []*summary) {
 	byName := map[string][]*summary{}
+	ctlByName := map[string][]float64{}
 	var names []string
-	var all []float64
+	var all []*summary
 	for _, f := range flows {
-		if !j.bulk(f) || j.consumed[f] {
+		if j.consumed[f] {
 			continue
 		}
-		all = append(all, f.rateBps)
+		if j.control(f) {
+			ctlByName[f.name] = append(ctlByName[f.name], f.rateBps)
+		}
+		if !j.candidate(f) {
+			continue
+		}
+		all = append(all, f)
 		if byName[f.name] == nil {
 			names = append(names, f.name)
 		}
@@ -306,27 +328,23 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 	}
 	ratio := j.set.cfg.ThrottleRatio
 	slices.Sort(names)
-	targetedNames := 0
+	targeted := 0
 	for _, name := range names {
 		fs := byName[name]
-		var mine, others []float64
-		for _, f := range fs {
-			mine = append(mine, f.rateBps)
-		}
-		for _, n := range names {
+		var others []float64
+		for n, rs := range ctlByName {
 			if n != name {
-				for _, f := range byName[n] {
-					others = append(others, f.rateBps)
-				}
+				others = append(others, rs...)
 			}
 		}
+		mine := rates(fs)
 		if name == "" || len(others) == 0 || median(others) < ratio*median(mine) {
 			continue
 		}
-		targetedNames++
-		j.emitThrottle(ip, name, fs, median(mine), median(others), "other names on the same address")
+		targeted++
+		j.emitThrottle(ip, name, fs, median(mine), median(others), "other names on the same address", true)
 	}
-	if targetedNames > 0 {
+	if targeted > 0 {
 		return
 	}
 	var elsewhere []float64
@@ -335,25 +353,55 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 			elsewhere = append(elsewhere, rs...)
 		}
 	}
-	if len(elsewhere) == 0 || median(elsewhere) < ratio*median(all) {
-		return
+	mine := median(rates(all))
+	switch {
+	case len(elsewhere) > 0 && median(elsewhere) >= ratio*mine:
+		j.emitThrottle(ip, "", all, mine, median(elsewhere), "other addresses", true)
+	case mine < j.set.cfg.SlowPathBps && !j.fasterAnywhere(mine):
+		j.emitThrottle(ip, "", all, mine, 0, "", false)
 	}
-	var fs []*summary
-	for _, n := range names {
-		fs = append(fs, byName[n]...)
-	}
-	j.emitThrottle(ip, "", fs, median(all), median(elsewhere), "other addresses")
 }
 
-func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control float64, what string) {
-	fd := j.finding(schemas.KindThrottling, ip, fs[0].serverPort, name, fs)
-	fd.Trigger = "ip"
+// fasterAnywhere reports whether any bulk transfer in the window ran well
+// above rate: then a slow address is not a slow path.
+func (j *judgement) fasterAnywhere(rate float64) bool {
+	for _, rs := range j.rates {
+		for _, r := range rs {
+			if r >= j.set.cfg.ThrottleRatio*rate {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func rates(fs []*summary) []float64 {
+	out := make([]float64, len(fs))
+	for i, f := range fs {
+		out[i] = f.rateBps
+	}
+	return out
+}
+
+func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control float64, what string, targeted bool) {
+	port := uint16(0)
 	if name != "" {
+		port = fs[0].serverPort
+	}
+	fd := j.finding(schemas.KindThrottling, ip, port, name, fs)
+	fd.Trigger = "ip"
+	switch {
+	case !targeted:
+		fd.Trigger = "path"
+	case name != "":
 		fd.Trigger = fs[0].trigger
 	}
 	fd.Method = "throttle"
 	fd.RateBps = rate
-	fd.Targeted = true
+	fd.Targeted = targeted
+	if name == "" {
+		fd.Collateral = j.set.collateral(ip)
+	}
 	var retrans float64
 	for _, f := range fs {
 		retrans += f.retrans
@@ -371,6 +419,12 @@ func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control f
 	fd.Confidence = conf(0.5, len(fs), 1)
 	fd.Evidence = fmt.Sprintf("%d bulk flow(s) plateau at %.0f kbit/s (%s, %.1f%% retransmitted) while %s run at %.0f kbit/s",
 		len(fs), rate/1000, fd.Shape, retrans*100, what, control/1000)
+	if !targeted {
+		fd.Verdict = "path_limited"
+		fd.Confidence = conf(0.3, len(fs), 0)
+		fd.Evidence = fmt.Sprintf("%d bulk flow(s) plateau at %.0f kbit/s (%s) and no transfer in the window ran faster: the path is slow for everyone, not a targeted cap",
+			len(fs), rate/1000, fd.Shape)
+	}
 	j.emit(fd)
 }
 

@@ -130,6 +130,7 @@ func (b *Builder[T]) NewRecordBatch() arrow.RecordBatch {
 func (b *Builder[T]) Release() { b.rb.Release() }
 
 type valuesAppender[V any] interface {
+	Append(v V)
 	AppendValues(v []V, valid []bool)
 }
 
@@ -142,6 +143,10 @@ type fixedCol[V any] struct {
 }
 
 func (c *fixedCol[V]) appendRows(base unsafe.Pointer, n int, stride uintptr) {
+	if n == 1 {
+		c.b.Append(*(*V)(unsafe.Add(base, c.off)))
+		return
+	}
 	if cap(c.scratch) < n {
 		c.scratch = make([]V, n, max(n, chunkRows))
 	}
