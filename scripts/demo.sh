@@ -16,3 +16,5 @@ rm -rf out/demo
 bin/tamperscope replay --out out/demo "${caps[@]}"
 echo
 echo "Datasets: $(find out/demo -name '*.parquet' | wc -l) Parquet files under out/demo (flows/, findings/)"
+bin/tamperscope report out/demo -o out/demo/report.html
+echo "Report: $root/out/demo/report.html"

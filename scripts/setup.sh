@@ -20,7 +20,7 @@ go mod download
 need=()
 backports=0
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in tcpdump ethtool iptables iproute2 tshark clang llvm libbpf-dev; do
+for p in tcpdump ethtool iptables iproute2 tshark clang llvm libbpf-dev chromium; do
 	have "$p" || need+=("$p")
 done
 if [ "$what" = bench ]; then
