@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -180,13 +179,11 @@ func Open(root string, cfg Config) (*Dataset, error) {
 	return d, nil
 }
 
-// writerProps sets the Parquet encodings of one dataset. Numbers are never
+// writerProps sets the Parquet encodings of one dataset. Nothing is
 // dictionary-encoded: on high-cardinality columns (seq, ack, IP ID) the hash
-// lookups cost more CPU than the rest of the write, and zstd squeezes
-// repetitive plain numbers as well. Strings are dictionary-encoded in flows
-// and findings, where readers filter on them most; not in packets, where
-// arrow-go's dictionary encoder allocates once per string value and costs
-// a third of the write rate while zstd gets the size back.
+// lookups cost more CPU than the rest of the write, arrow-go's string
+// dictionary encoder allocates once per value (24 allocations per flow
+// row), and zstd gets the size back on repetitive plain columns.
 func writerProps(cfg Config, t *columnar.Table) *parquet.WriterProperties {
 	opts := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
@@ -208,15 +205,6 @@ func writerProps(cfg Config, t *columnar.Table) *parquet.WriterProperties {
 		// range: address min/max prunes nothing and costs 3% of a write.
 		for _, c := range []string{"src", "dst", "quoted_src", "quoted_dst"} {
 			opts = append(opts, parquet.WithStatsFor(c, false))
-		}
-		return parquet.NewWriterProperties(opts...)
-	}
-	for _, c := range t.Columns {
-		switch c.Type.ID() {
-		case arrow.STRING:
-			opts = append(opts, parquet.WithDictionaryFor(c.Name, true))
-		case arrow.LIST:
-			opts = append(opts, parquet.WithDictionaryFor(c.Name+".list.element", true))
 		}
 	}
 	return parquet.NewWriterProperties(opts...)
@@ -378,16 +366,8 @@ func (d *Dataset) commit(set string) ([]string, error) {
 }
 
 func (d *Dataset) abort() error {
-	var errs []error
-	for _, o := range d.open {
-		if p, ok := o.(interface{ discard() }); ok {
-			p.discard()
-		}
-	}
 	d.open = nil
-	for _, c := range []committer{d.flows, d.findings, d.packets} {
-		errs = append(errs, c.removePending())
-	}
+	errs := []error{d.flows.removePending(), d.findings.removePending(), d.packets.removePending()}
 	d.err = ErrClosed
 	return errors.Join(errs...)
 }

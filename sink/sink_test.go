@@ -3,7 +3,6 @@ package sink
 import (
 	"errors"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -451,8 +450,3 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d flow rows committed, want 1200", got)
 	}
 }
-
-var (
-	benchSrc = netip.MustParseAddr("192.0.2.10")
-	benchDst = netip.MustParseAddr("203.0.113.7")
-)
