@@ -171,12 +171,13 @@ func buildPlans(seed int64, want []string) ([]*plan, error) {
 			return nil, fmt.Errorf("build scenarios: unknown scenario %q (have %s)", w, strings.Join(Scenarios(), ", "))
 		}
 	}
-	port := uint16(20000)
-	class := 1
 	var plans []*plan
-	// Every scenario gets its own generator and address block, so one
-	// scenario's addresses and names do not depend on which others run.
+	// Every scenario gets its own generator, address block, client port
+	// range and HTB class range, so one scenario's plan does not depend on
+	// which others run.
 	for i, d := range scenarioDefs {
+		port := uint16(20000 + 500*i)
+		class := 1 + 10*i
 		b := &builder{
 			rng:       rand.New(rand.NewPCG(uint64(seed), uint64(i))),
 			index:     i,
@@ -185,8 +186,6 @@ func buildPlans(seed int64, want []string) ([]*plan, error) {
 			nextPort:  &port,
 			nextClass: &class,
 		}
-		port = uint16(20000 + 500*i)
-		class = 1 + 10*i
 		p := d.build(b)
 		if len(want) == 0 || slices.Contains(want, d.name) {
 			plans = append(plans, p)
