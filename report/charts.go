@@ -267,8 +267,10 @@ func fmtTick(t time.Time, span time.Duration) string {
 		return t.UTC().Format("15:04:05")
 	case span <= 36*time.Hour:
 		return t.UTC().Format("15:04")
+	case span <= 180*24*time.Hour:
+		return t.UTC().Format("01-02 15h")
 	}
-	return t.UTC().Format("01-02 15h")
+	return t.UTC().Format("2006-01-02")
 }
 
 func fmtDur(d time.Duration) string {
