@@ -245,9 +245,12 @@ func throughputChart(tp *Throughput) chart {
 		c.XTicks = append(c.XTicks, tick{Pos: x(math.Pow(10, d)), Label: fmtRate(math.Pow(10, d))})
 	}
 	c.YTicks = []tick{{c.Top + c.PlotH, "0%"}, {c.Top, fmt.Sprintf("%.0f%%", 100*top)}}
+	seen := map[string]bool{}
 	for _, cp := range tp.Caps {
-		if cp.RateBps > 0 {
-			c.Lines = append(c.Lines, refLine{X: x(cp.RateBps), Label: "cap " + fmtRate(cp.RateBps), Fill: "#b5541a"})
+		// Caps that print the same would stack identical labels.
+		if label := "cap " + fmtRate(cp.RateBps); cp.RateBps > 0 && !seen[label] {
+			seen[label] = true
+			c.Lines = append(c.Lines, refLine{X: x(cp.RateBps), Label: label, Fill: "#b5541a"})
 		}
 	}
 	c.Legend = []legendItem{{fmt.Sprintf("normal (%d flows)", len(tp.Normal.Values)), "#5b8fa8"}, {fmt.Sprintf("throttled targets (%d flows)", len(tp.Throttled.Values)), "#e07a1f"}}
