@@ -3,7 +3,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -359,13 +358,4 @@ func (c *Capture) Counters() (Counters, error) {
 func (c *Capture) Close() error {
 	err := c.detach()
 	return errors.Join(err, c.objs.Close())
-}
-
-// IfIndex resolves an interface name in the current network namespace.
-func IfIndex(name string) (int, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return 0, fmt.Errorf("find interface %s: %w", name, err)
-	}
-	return ifi.Index, nil
 }

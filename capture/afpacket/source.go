@@ -38,9 +38,8 @@ type Source struct {
 	filter  bpf.Filter
 	filters bool
 	stop    atomic.Bool
-	frames  uint64
-	bytes   uint64
-	skips   uint64
+	// Counters are atomic so Stats can be read while Next runs.
+	frames, bytes, skips atomic.Uint64
 }
 
 // Open opens an AF_PACKET socket on iface in the current network namespace
@@ -91,11 +90,11 @@ func (s *Source) Next(f *capture.Frame) error {
 			return fmt.Errorf("read AF_PACKET: %w", err)
 		}
 		if s.filters && !s.match(data) {
-			s.skips++
+			s.skips.Add(1)
 			continue
 		}
-		s.frames++
-		s.bytes += uint64(len(data))
+		s.frames.Add(1)
+		s.bytes.Add(uint64(len(data)))
 		*f = capture.Frame{
 			TimestampNs: ci.Timestamp.UnixNano(),
 			LinkType:    capture.LinkEthernet,
@@ -111,10 +110,10 @@ func (s *Source) Next(f *capture.Frame) error {
 // Stop makes Next return io.EOF; safe from any goroutine.
 func (s *Source) Stop() { s.stop.Store(true) }
 
-// Stats reports frames delivered and the kernel's drops. Skips counts
-// frames the filter left out.
+// Stats reports frames delivered and the kernel's drops; safe from any
+// goroutine. Skips counts frames the filter left out.
 func (s *Source) Stats() capture.Stats {
-	st := capture.Stats{Frames: s.frames, Bytes: s.bytes, Skips: s.skips}
+	st := capture.Stats{Frames: s.frames.Load(), Bytes: s.bytes.Load(), Skips: s.skips.Load()}
 	if _, v3, err := s.tp.SocketStats(); err == nil {
 		st.Drops = uint64(v3.Drops())
 	}

@@ -39,6 +39,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"replay", "analyze capture files: flows, findings, Parquet datasets", runReplay},
+		{"capture", "capture live on an interface (eBPF, AF_PACKET fallback): flows, findings, datasets", runCapture},
 		{"report", "render a dataset directory as one self-contained HTML report", runReport},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "tamperscope", version)

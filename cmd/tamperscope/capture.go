@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
+
+	"github.com/tamperscope/tamperscope/analyzer"
+	"github.com/tamperscope/tamperscope/analyzer/decode"
+	"github.com/tamperscope/tamperscope/bpf"
+	"github.com/tamperscope/tamperscope/capture"
+	"github.com/tamperscope/tamperscope/capture/afpacket"
+	"github.com/tamperscope/tamperscope/capture/ebpf"
+	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport/inproc"
+)
+
+const captureExamples = `  tamperscope capture --iface eth0 --out /var/lib/tamperscope
+  tamperscope capture --iface eth0 --source afpacket --pcap seen.pcap
+  tamperscope capture --iface eth0 --format json --ports 443,80 | jq 'select(.kind != null)'
+`
+
+type captureConfig struct {
+	iface, out, pcap, source, vantage, format string
+	packets                                   bool
+	filter                                    bpf.Filter
+	snapBytes                                 int
+	report                                    time.Duration
+}
+
+func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg captureConfig
+	var ports, nets, exPorts, exNets string
+	fs := newFlagSet("capture", "capture --iface IF [flags]", captureExamples, stderr)
+	fs.StringVar(&cfg.iface, "iface", "", "capture on interface `IF` (required)")
+	fs.StringVar(&cfg.out, "out", "", "write Parquet datasets (flows/, findings/) under `DIR`")
+	fs.StringVar(&cfg.pcap, "pcap", "", "also write the captured frames to pcap `FILE` (AF_PACKET only: auto picks it)")
+	fs.StringVar(&cfg.source, "source", "auto", "packet source: ebpf, afpacket, or auto (eBPF when it loads)")
+	fs.StringVar(&cfg.vantage, "vantage", "", "vantage identifier recorded in every record")
+	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings at the end) or json (flow records and findings as JSON lines)")
+	fs.BoolVar(&cfg.packets, "packets", false, "also write the packets/ dataset under --out")
+	fs.StringVar(&ports, "ports", "", "record only TCP/UDP packets with one of these comma-separated ports")
+	fs.StringVar(&nets, "nets", "", "record only packets from or to these comma-separated CIDRs")
+	fs.StringVar(&exPorts, "exclude-ports", "22", "never record TCP/UDP packets with these ports (management traffic)")
+	fs.StringVar(&exNets, "exclude-nets", "", "never record packets from or to these CIDRs (e.g. the Kafka brokers)")
+	fs.IntVar(&cfg.snapBytes, "snap-bytes", 0, "payload snapshot per flow direction, eBPF source (default 2048; AF_PACKET follows ingest's policy)")
+	fs.DurationVar(&cfg.report, "report", 10*time.Second, "log packet, drop and flow counts to stderr this often")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.filter.Ports, err = parsePorts(ports); err == nil {
+		if cfg.filter.ExcludePorts, err = parsePorts(exPorts); err == nil {
+			if cfg.filter.Nets, err = parseNets(nets); err == nil {
+				cfg.filter.ExcludeNets, err = parseNets(exNets)
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		return usageError{err}
+	case cfg.iface == "":
+		return usageError{errors.New("--iface is required")}
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	case cfg.source != "auto" && cfg.source != "ebpf" && cfg.source != "afpacket":
+		return usageError{fmt.Errorf("unknown --source %q: want ebpf, afpacket or auto", cfg.source)}
+	case cfg.pcap != "" && cfg.source == "ebpf":
+		return usageError{errors.New("--pcap needs the frames, which the eBPF source does not keep: use --source afpacket or auto")}
+	case cfg.format != "table" && cfg.format != "json":
+		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
+	case cfg.packets && cfg.out == "":
+		return usageError{errors.New("--packets needs --out")}
+	}
+	if cfg.pcap != "" {
+		cfg.source = "afpacket"
+	}
+	return captureLive(ctx, cfg, stdout, stderr)
+}
+
+func parsePorts(s string) ([]uint16, error) {
+	var out []uint16
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("parse port %q: %w", f, err)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
+}
+
+func parseNets(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("parse network %q: %w", f, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// captureOutput counts flows for the periodic report, which runs on
+// another goroutine.
+type captureOutput struct {
+	*replayOutput
+	n atomic.Uint64
+}
+
+func (o *captureOutput) Flow(r *schemas.FlowRecord) error {
+	o.n.Add(1)
+	return o.replayOutput.Flow(r)
+}
+
+func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Writer) error {
+	out := &captureOutput{replayOutput: &replayOutput{stdout: stdout, json: cfg.format == "json"}}
+	if cfg.out != "" {
+		ds, err := sink.Open(cfg.out, sink.Config{Version: version, Name: "capture"})
+		if err != nil {
+			return fmt.Errorf("open datasets: %w", err)
+		}
+		out.ds = ds
+	}
+	eng := analyzer.New(analyzer.Config{}, out)
+	pipe := inproc.New(8)
+
+	// The producer runs until ctx ends, then drains and closes the pipe;
+	// the consumer below runs until the pipe is closed, so nothing read is
+	// lost on SIGINT/SIGTERM.
+	var summary func() string
+	var capErr error
+	var wg sync.WaitGroup
+	started := make(chan error, 1)
+	startOnce := sync.OnceFunc(func() { close(started) })
+	source := cfg.source
+	if source != "afpacket" {
+		ecfg := ebpf.Config{
+			BPF:            bpf.Config{SnapBytes: cfg.snapBytes, Filter: cfg.filter},
+			Vantage:        cfg.vantage,
+			ReportInterval: cfg.report,
+			Attached: func(mode bpf.AttachMode) error {
+				slog.Info("capture started", "source", "ebpf", "iface", cfg.iface, "attach", mode.String())
+				var keep []uintptr
+				if mode == bpf.AttachClsact {
+					keep = append(keep, unix.CAP_NET_ADMIN) // to remove the cls_bpf filters at exit
+				}
+				dropCapabilities(keep...)
+				startOnce()
+				return nil
+			},
+			Report: func(s ebpf.Stats) {
+				slog.Info("capture", "packets", s.Published, "records", s.Records, "drops", s.Drops(), "filtered", s.Kernel.Filtered, "flows", out.n.Load())
+			},
+		}
+		var est ebpf.Stats
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			est, capErr = ebpf.Run(ctx, cfg.iface, pipe, ecfg)
+			if capErr != nil && cfg.source == "auto" && est.Records == 0 {
+				select {
+				case <-started:
+				default:
+					// Not attached: fall back to AF_PACKET.
+					slog.Warn("eBPF source unavailable, falling back to AF_PACKET", "err", capErr)
+					started <- capErr
+					return
+				}
+			}
+			pipe.Close()
+			startOnce()
+		}()
+		if err, fellBack := <-started; fellBack && err != nil {
+			wg.Wait()
+			source = "afpacket"
+		} else {
+			source = "ebpf"
+		}
+		summary = func() string {
+			return fmt.Sprintf("%d packets (%d records, %d split), %d drops (ring %d, flow map %d), %d filtered, %d non-IP, %d malformed",
+				est.Published, est.Records, est.Split, est.Drops(), est.Kernel.RingDrops, est.Kernel.FlowDrops, est.Kernel.Filtered, est.Kernel.NotIP, est.Kernel.Malformed)
+		}
+	}
+	if source == "afpacket" {
+		capErr = nil
+		src, err := afpacket.Open(cfg.iface, afpacket.Config{Filter: cfg.filter})
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		var s capture.Source = src
+		var pw *pcapWriter
+		if cfg.pcap != "" {
+			if pw, err = newPcapWriter(cfg.pcap, src); err != nil {
+				return err
+			}
+			s = pw
+		}
+		dropCapabilities()
+		slog.Info("capture started", "source", "afpacket", "iface", cfg.iface)
+		stopReport := every(cfg.report, func() {
+			st := src.Stats()
+			slog.Info("capture", "packets", st.Frames, "drops", st.Drops, "filtered", st.Skips, "flows", out.n.Load())
+		})
+		go func() { <-ctx.Done(); src.Stop() }()
+		var ist ingest.Stats
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer stopReport()
+			// Stopped through src.Stop so the tail is still published.
+			ist, capErr = ingest.Run(context.WithoutCancel(ctx), s, pipe, ingest.Config{Decode: decode.Options{Vantage: cfg.vantage}})
+			if pw != nil {
+				if err := pw.close(); err != nil && capErr == nil {
+					capErr = err
+				}
+			}
+			pipe.Close()
+		}()
+		summary = func() string {
+			return fmt.Sprintf("%d packets (%d skipped), %d drops, %d filtered", ist.Source.Frames, ist.Skipped(), ist.Source.Drops, ist.Source.Skips)
+		}
+	}
+
+	var procErr error
+	for {
+		d, err := pipe.Next(context.WithoutCancel(ctx))
+		if err != nil {
+			break
+		}
+		if procErr == nil && out.ds != nil && cfg.packets {
+			procErr = out.ds.WritePackets(d.Batch.Packets)
+		}
+		if procErr == nil {
+			procErr = eng.Process(d.Batch)
+		}
+		pipe.Release(d)
+	}
+	wg.Wait()
+	if err := eng.Close(); err != nil && procErr == nil {
+		procErr = err
+	}
+	if out.ds != nil {
+		if err := out.ds.Close(); err != nil && procErr == nil {
+			procErr = fmt.Errorf("close datasets: %w", err)
+		}
+	}
+	slog.Info("capture ended", "source", source, "summary", summary(), "flows", out.n.Load(), "findings", len(out.findings))
+	if !out.json {
+		printFindings(stdout, out.findings)
+		fmt.Fprintf(stdout, "\n%s; %d flows, %d findings\n", summary(), out.n.Load(), len(out.findings))
+	}
+	return errors.Join(capErr, procErr)
+}
+
+// every calls fn every d until the returned func is called.
+func every(d time.Duration, fn func()) func() {
+	t := time.NewTicker(d)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				fn()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+// pcapWriter tees the frames a source yields into a pcap file.
+type pcapWriter struct {
+	capture.Source
+	f  *os.File
+	bw *bufio.Writer
+	w  *pcapgo.Writer
+}
+
+func newPcapWriter(path string, src capture.Source) (*pcapWriter, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create pcap: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := pcapgo.NewWriterNanos(bw)
+	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write pcap header: %w", err)
+	}
+	return &pcapWriter{Source: src, f: f, bw: bw, w: w}, nil
+}
+
+func (p *pcapWriter) Next(f *capture.Frame) error {
+	if err := p.Source.Next(f); err != nil {
+		return err
+	}
+	ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, f.TimestampNs), CaptureLength: len(f.Data), Length: int(f.WireLen), InterfaceIndex: int(f.Iface)}
+	if err := p.w.WritePacket(ci, f.Data); err != nil {
+		return fmt.Errorf("write pcap: %w", err)
+	}
+	return nil
+}
+
+func (p *pcapWriter) close() error {
+	err := p.bw.Flush()
+	return errors.Join(err, p.f.Close())
+}
+
+// dropCapabilities reduces every thread's capabilities, bounding set
+// included, to keep, once sockets and BPF links are open: reading the
+// ring, the counters map and an AF_PACKET ring needs none.
+func dropCapabilities(keep ...uintptr) {
+	var data [2]unix.CapUserData
+	kept := map[uintptr]bool{}
+	for _, c := range keep {
+		kept[c] = true
+		data[c/32].Effective |= 1 << (c % 32)
+		data[c/32].Permitted |= 1 << (c % 32)
+	}
+	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
+		if e == syscall.ENOTSUP {
+			slog.Warn("capabilities not dropped: binary built with cgo (build with CGO_ENABLED=0); rely on the service's CapabilityBoundingSet")
+			return
+		}
+		slog.Warn("capabilities not dropped", "err", e)
+		return
+	}
+	for c := uintptr(0); c <= unix.CAP_LAST_CAP; c++ {
+		if !kept[c] {
+			// EINVAL: a capability this kernel does not know.
+			_, _, _ = syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		slog.Warn("capabilities not dropped", "err", e)
+		return
+	}
+	slog.Info("capabilities dropped", "kept", len(keep))
+}
