@@ -9,6 +9,7 @@ cd "$root"
 fuzztime=${FUZZTIME:-4s}
 
 scripts/setup.sh test
+scripts/bpf-check.sh
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '_bpfel.go$') || true)
 if [ -n "$unformatted" ]; then
