@@ -28,7 +28,9 @@ bench:
 
 ## lab: regenerate the censor-lab captures in lab/testdata (root).
 lab:
-	$(GO) run ./lab/cmd/labgen
+	sh lab/setup.sh
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
+	for seed in 1 2 3; do $(BIN) lab --seed $$seed --out lab/testdata || exit 1; done
 
 kafka-up:
 	scripts/kafka.sh up

@@ -49,4 +49,5 @@ if [ "$backports" = 1 ]; then
 	apt-get install -y -qq -t bookworm-backports suricata >/dev/null
 	systemctl disable --now suricata >/dev/null 2>&1 || true
 fi
+sh lab/setup.sh # the lab's tools: iproute2, iptables, ethtool, tcpdump, ping
 scripts/kafka.sh fetch

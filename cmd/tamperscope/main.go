@@ -41,6 +41,7 @@ func commands() []command {
 		{"replay", "analyze capture files: flows, findings, Parquet datasets", runReplay},
 		{"capture", "capture live on an interface (eBPF, AF_PACKET fallback): flows, findings, datasets", runCapture},
 		{"report", "render a dataset directory as one self-contained HTML report", runReport},
+		{"lab", "run the censor lab: scenarios in network namespaces, captures and ground truth (root)", runLab},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "tamperscope", version)
 			return nil
