@@ -357,7 +357,14 @@ static __always_inline void tcp_options(struct __sk_buff *skb, __u32 off, __u32 
 	if (bpf_skb_load_bytes(skb, off, s.o, len))
 		return;
 	s.len = len;
-	bpf_loop(40, opt_step, &s, 0);
+	if (len == 12 && s.o[0] == 1 && s.o[1] == 1 && s.o[2] == 8 && s.o[3] == 10) {
+		// NOP NOP TS, the layout of nearly every data segment: skip the loop.
+		s.opts = OPT_TS;
+		s.tsval = (__u32)s.o[4] << 24 | (__u32)s.o[5] << 16 | (__u32)s.o[6] << 8 | s.o[7];
+		s.tsecr = (__u32)s.o[8] << 24 | (__u32)s.o[9] << 16 | (__u32)s.o[10] << 8 | s.o[11];
+	} else {
+		bpf_loop(40, opt_step, &s, 0);
+	}
 	r->tcp_opts = s.opts;
 	r->mss = s.mss;
 	r->wscale = s.wscale;

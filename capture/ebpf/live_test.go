@@ -69,7 +69,7 @@ const (
 // vantage that wants wire-sized frames.
 type lab struct{ cli, srv string }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	ctx := context.Background()
 	_ = netns.CleanupStale(ctx)
