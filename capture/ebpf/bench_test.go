@@ -110,7 +110,7 @@ func BenchmarkRing(b *testing.B) {
 type discard struct{}
 
 func (discard) Publish(context.Context, *schemas.PacketBatch) error { return nil }
-func (discard) Close() error                                  { return nil }
+func (discard) Close() error                                        { return nil }
 
 // BenchmarkAFPacket floods a veth pair with UDP from several goroutines
 // and reads it with the AF_PACKET source on the receiving side; it
