@@ -52,12 +52,15 @@ func newSnapper(cfg SnapConfig) *snapper {
 // packet's symmetric flow hash; dir says which endpoint sent it (0 for the
 // canonically lower one).
 func (s *snapper) keep(p *schemas.PacketMeta, hash uint64, dir int) int {
+	key := hash | 1 // 0 marks an empty slot
+	sl := &s.slots[hash&s.mask]
+	if p.TCPFlags&schemas.TCPSyn != 0 {
+		*sl = snapSlot{key: key} // a new connection on the 4-tuple
+	}
 	if len(p.Payload) == 0 {
 		return 0
 	}
-	key := hash | 1 // 0 marks an empty slot
-	sl := &s.slots[hash&s.mask]
-	if sl.key != key || p.TCPFlags&schemas.TCPSyn != 0 {
+	if sl.key != key {
 		*sl = snapSlot{key: key}
 	}
 	if int(sl.packets[dir]) >= s.cfg.Packets || int(sl.bytes[dir]) >= s.cfg.Bytes {

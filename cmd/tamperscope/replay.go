@@ -101,7 +101,11 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	if len(sources) == 0 {
 		return fmt.Errorf("no readable capture among %d file(s)", len(cfg.files))
 	}
-	src := merge.New(sources...)
+	// One file needs no merge: skip its per-frame heap work.
+	var src capture.Source = sources[0]
+	if len(sources) > 1 {
+		src = merge.New(sources...)
+	}
 	defer src.Close()
 
 	out := &replayOutput{stdout: stdout, json: cfg.format == "json"}
