@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/tamperscope/tamperscope/capture/merge"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/metrics"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport/inproc"
@@ -41,6 +43,7 @@ type replayConfig struct {
 	progress string
 	quiet    bool
 	cpuprof  string
+	metrics  string
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,6 +57,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile to `FILE`")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while running (e.g. 127.0.0.1:9108)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -131,7 +135,17 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 		pipe.Close()
 	}()
 	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
+	var exp *metrics.Exporter
+	if cfg.metrics != "" {
+		exp = metrics.NewExporter("replay", cfg.vantage)
+		addr, err := metrics.Serve(ctx, cfg.metrics, exp)
+		if err != nil {
+			return err
+		}
+		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
+	}
 	var procErr error
+	lastPub := time.Now()
 	for {
 		d, err := pipe.Next(ctx)
 		if err != nil {
@@ -147,6 +161,10 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 			procErr = eng.Process(d.Batch)
 		}
 		pipe.Release(d)
+		if exp != nil && time.Since(lastPub) >= time.Second {
+			exp.Publish(snapshot(prog, eng.Stats(), out.ds))
+			lastPub = time.Now()
+		}
 	}
 	wg.Wait()
 	if procErr == nil {
@@ -327,4 +345,25 @@ func printSummary(w io.Writer, ist ingest.Stats, es analyzer.Stats, el time.Dura
 		st := o.ds.Stats()
 		fmt.Fprintf(w, "datasets: %d flow rows, %d finding rows, %d packet rows\n", st.Flows.Rows, st.Findings.Rows, st.Packets.Rows)
 	}
+}
+
+// snapshot gathers the counters the metrics endpoint reports.
+func snapshot(prog *ingest.Progress, es analyzer.Stats, ds *sink.Dataset) *metrics.Snapshot {
+	s := &metrics.Snapshot{
+		Packets:      prog.Frames.Load(),
+		Bytes:        prog.Bytes.Load(),
+		FlowsActive:  es.Flow.Active,
+		FlowsEnded:   es.Flow.Flows - uint64(es.Flow.Active),
+		FlowsEvicted: es.Flow.Evicted,
+		Findings:     map[string]uint64{},
+	}
+	for k, v := range es.Findings {
+		s.Findings[k] = uint64(v)
+	}
+	if ds != nil {
+		st := ds.Stats()
+		s.ParquetFiles = map[string]uint64{"flows": uint64(st.Flows.Files), "findings": uint64(st.Findings.Files), "packets": uint64(st.Packets.Files)}
+		s.ParquetRows = map[string]uint64{"flows": uint64(st.Flows.Rows), "findings": uint64(st.Findings.Rows), "packets": uint64(st.Packets.Rows)}
+	}
+	return s
 }
