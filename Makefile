@@ -8,13 +8,15 @@ BIN     := bin/tamperscope
 
 all: build
 
+# CGO_ENABLED=0: a static binary, and capture can drop its capabilities on
+# every thread (docs/capture.md).
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
 
 ## demo: replay the captures shipped in lab/testdata and print the findings.
 demo:
 	scripts/setup.sh demo
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
+	$(MAKE) build
 	scripts/demo.sh
 
 ## test: the whole suite (set-up, vet, tests against a real Kafka broker, fuzz).
@@ -29,7 +31,7 @@ bench:
 ## lab: regenerate the censor-lab captures in lab/testdata (root).
 lab:
 	sh lab/setup.sh
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tamperscope
+	$(MAKE) build
 	for seed in 1 2 3; do $(BIN) lab --seed $$seed --out lab/testdata || exit 1; done
 
 kafka-up:
