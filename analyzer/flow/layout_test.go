@@ -19,6 +19,7 @@ func TestLayout(t *testing.T) {
 		ok   bool
 	}{
 		{"State is whole lines", unsafe.Sizeof(s)%line == 0},
+		{"LastNs is on the first line", unsafe.Offsetof(s.LastNs)+unsafe.Sizeof(s.LastNs) <= line},
 		{"the hot core is two lines", unsafe.Offsetof(s.Dir) == 2*line},
 		{"DirStats is whole lines", unsafe.Sizeof(d)%line == 0},
 		{"a packet's DirStats fields fit two lines", seqEnd <= 2*line && unsafe.Offsetof(d.Net)+unsafe.Sizeof(d.Net) <= 2*line},

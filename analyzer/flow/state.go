@@ -11,22 +11,20 @@ import (
 // during that call. Exported fields are read-only for callers.
 //
 // Layout follows access frequency, because a table of many flows is
-// touched at random and every cache line a packet needs is a likely miss:
-// the first two lines hold what every packet reads (key, table
-// bookkeeping, Zeek flags), then each direction's counters (two hot lines
-// of three), then the hot halves of the Zeek endpoints (one line each).
-// Fields read only at handshake or flow end come last, and reset evidence
-// and throughput bins live in side records taken on first use (RST, Down).
-// layout_test.go pins the alignment.
+// touched at random and every cache line a packet needs is a likely miss.
+// The first line holds what every packet reads (key, Zeek flags, index,
+// last time); the second what server packets and payload collection read;
+// then each direction's counters (two hot lines of three) and the hot
+// halves of the Zeek endpoints. Fields read only at handshake or flow end
+// come last, and reset evidence and throughput bins live in side records
+// taken on first use (RST, Down). LRU links live outside the State
+// (Table.links). layout_test.go pins the alignment.
 type State struct {
 	Key       Key
 	Proto     uint8
 	IPVersion uint8
 
-	// Table bookkeeping and Zeek flags.
 	cls       uint8
-	live      bool
-	reason    EndReason
 	cside     uint8 // physical side (index of z) of the client
 	firstSeen uint8
 	isPartial bool
@@ -35,10 +33,6 @@ type State struct {
 	stopped   [2]bool
 	histSeen  uint32
 	idx       int32
-	prev      int32
-	next      int32
-	gen       uint32
-	linkNs    int64
 
 	LastNs int64 // latest packet
 
@@ -51,8 +45,12 @@ type State struct {
 	// when the server sent no data.
 	Down *Throughput
 
+	gen         uint32
 	serverISNp1 uint32 // server ISN + 1, to recognise the handshake ACK
 	hash        uint32 // low bits of Key.Hash, to find the index slot
+	live        bool
+	reason      EndReason
+	_           [18]byte // to the end of the second line
 
 	// Dir holds per-direction counters, indexed by FromClient/FromServer.
 	Dir [2]DirStats

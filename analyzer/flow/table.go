@@ -42,6 +42,15 @@ type fragEntry struct {
 
 type lru struct{ head, tail int32 }
 
+// link is a flow's place in its LRU list. Links live in a dense array
+// beside the States, not in them: relinking writes two neighbours, and in
+// a small array those writes hit cache where the neighbours' States would
+// miss.
+type link struct {
+	prev, next int32
+	linkNs     int64 // LastNs when linked; never above it
+}
+
 // Table is a bidirectional flow table. It is not safe for concurrent use:
 // shard flows across goroutines with Key.Hash (or Key.AddrHash) and give
 // each goroutine its own Table.
@@ -50,6 +59,7 @@ type Table struct {
 	timeout [nClasses]int64
 	server  [1024]uint64 // bitmap of likely server ports
 	chunks  [][chunkSize]State
+	links   []link // by State index
 	free    []int32
 	slots   []slot
 	mask    uint64
@@ -186,22 +196,20 @@ func (t *Table) Advance(nowNs int64) {
 		to := t.timeout[c]
 		for {
 			i := t.lists[c].tail
-			if i < 0 {
+			// A flow's last packet is no older than its link time, so a
+			// recent link answers without touching the State.
+			if i < 0 || nowNs-t.links[i].linkNs <= to {
 				break
 			}
 			st := t.state(i)
-			switch {
-			case nowNs-st.LastNs > to:
+			if nowNs-st.LastNs > to {
 				t.end(st, t.expiryReason(st))
-			case nowNs-st.linkNs > to:
-				// Active since it was linked: second chance at the head.
-				t.unlink(st)
-				t.linkHead(st)
-			default:
-				goto next
+				continue
 			}
+			// Active since it was linked: second chance at the head.
+			t.unlink(st)
+			t.linkHead(st)
 		}
-	next:
 	}
 }
 
@@ -231,6 +239,7 @@ func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *S
 	} else {
 		n := int32(len(t.chunks)) * chunkSize
 		t.chunks = append(t.chunks, [chunkSize]State{})
+		t.links = append(t.links, make([]link, chunkSize)...)
 		for j := n + chunkSize - 1; j > n; j-- {
 			t.free = append(t.free, j)
 		}
@@ -240,7 +249,6 @@ func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *S
 	gen := st.gen + 1
 	*st = State{}
 	st.idx, st.gen, st.hash, st.live = i, gen, uint32(h), true
-	st.prev, st.next = -1, -1
 	st.Key = *k
 	for side := range st.z {
 		st.z[side].reset()
@@ -337,8 +345,9 @@ func (s *State) class() uint8 {
 
 // touch records activity. A flow moves to the head of its LRU list only
 // when its class changes or a second of packet time passed since it was
-// last linked: relinking touches two neighbouring flows, and doing it per
-// packet would cost three cache misses. Lists stay ordered by link time and
+// last linked: relinking writes the links of two neighbouring flows, which
+// per packet would cost cache misses even in the dense link array. Lists
+// stay ordered by link time and
 // a flow's link time never exceeds its last packet time, which keeps expiry
 // and eviction exact (see Advance and evict).
 func (t *Table) touch(st *State, ts int64) {
@@ -353,7 +362,7 @@ func (t *Table) touch(st *State, ts int64) {
 				st.reason = EndRST
 			}
 		}
-	} else if st.LastNs-st.linkNs < sweepNs {
+	} else if st.LastNs-t.links[st.idx].linkNs < sweepNs {
 		return
 	}
 	t.unlink(st)
@@ -362,11 +371,10 @@ func (t *Table) touch(st *State, ts int64) {
 }
 
 func (t *Table) linkHead(st *State) {
-	st.linkNs = st.LastNs
 	l := &t.lists[st.cls]
-	st.prev, st.next = -1, l.head
+	t.links[st.idx] = link{prev: -1, next: l.head, linkNs: st.LastNs}
 	if l.head >= 0 {
-		t.state(l.head).prev = st.idx
+		t.links[l.head].prev = st.idx
 	} else {
 		l.tail = st.idx
 	}
@@ -375,17 +383,18 @@ func (t *Table) linkHead(st *State) {
 
 func (t *Table) unlink(st *State) {
 	l := &t.lists[st.cls]
-	if st.prev >= 0 {
-		t.state(st.prev).next = st.next
+	k := &t.links[st.idx]
+	if k.prev >= 0 {
+		t.links[k.prev].next = k.next
 	} else {
-		l.head = st.next
+		l.head = k.next
 	}
-	if st.next >= 0 {
-		t.state(st.next).prev = st.prev
+	if k.next >= 0 {
+		t.links[k.next].prev = k.prev
 	} else {
-		l.tail = st.prev
+		l.tail = k.prev
 	}
-	st.prev, st.next = -1, -1
+	k.prev, k.next = -1, -1
 }
 
 // evict ends the least recently active flow. List tails are the oldest by
@@ -393,23 +402,22 @@ func (t *Table) unlink(st *State) {
 // the search repeats, so the victim is the flow with the oldest packet.
 func (t *Table) evict() {
 	for {
-		var victim *State
+		victim := int32(-1)
 		for c := range t.lists {
-			if i := t.lists[c].tail; i >= 0 {
-				if st := t.state(i); victim == nil || st.linkNs < victim.linkNs {
-					victim = st
-				}
+			if i := t.lists[c].tail; i >= 0 && (victim < 0 || t.links[i].linkNs < t.links[victim].linkNs) {
+				victim = i
 			}
 		}
-		if victim == nil {
+		if victim < 0 {
 			return
 		}
-		if victim.LastNs != victim.linkNs {
-			t.unlink(victim)
-			t.linkHead(victim)
+		st := t.state(victim)
+		if st.LastNs != t.links[victim].linkNs {
+			t.unlink(st)
+			t.linkHead(st)
 			continue
 		}
-		t.end(victim, EndEvicted)
+		t.end(st, EndEvicted)
 		return
 	}
 }
