@@ -25,6 +25,9 @@ type Config struct {
 	// Progress, when set, is updated as frames are read, for progress
 	// display from another goroutine.
 	Progress *Progress
+	// Anonymize, when set, rewrites every decoded packet before it is
+	// snapshotted and published. The default keeps packets as decoded.
+	Anonymize Anonymizer
 }
 
 // Progress is read by other goroutines while Run works.
@@ -118,6 +121,9 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 		if err := dec.Decode(&f, p); err != nil && !errors.Is(err, decode.ErrPartial) {
 			b.Packets = b.Packets[:len(b.Packets)-1]
 			continue
+		}
+		if cfg.Anonymize != nil {
+			cfg.Anonymize.Anonymize(p)
 		}
 		hash, dir := flowHash(p)
 		n := snap.keep(p, hash, dir)
