@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/lab/prober"
@@ -47,6 +49,17 @@ type flowView struct {
 	serverDatagrams        int
 	serverFlights          int // server datagrams big enough to carry a ServerHello
 	icmpProhibited         int
+	// Client packets: the first, the first carrying data, the last.
+	firstClient, firstClientData, lastClient time.Time
+}
+
+// nameAddr is one name-to-address mapping of a DNS answer.
+type nameAddr struct{ name, addr string }
+
+// dnsView is what the capture's DNS exchanges show.
+type dnsView struct {
+	queries, answers int
+	answered         map[nameAddr]time.Time // first answer holding the mapping
 }
 
 func (f *flowView) String() string {
@@ -54,8 +67,8 @@ func (f *flowView) String() string {
 		f.syns, f.synAcks, len(f.serverRSTs), len(f.clientRSTs), f.serverBytes, f.clientDatagrams, f.serverDatagrams, f.icmpProhibited)
 }
 
-// readCapture summarises every flow of a lab capture.
-func readCapture(t *testing.T, path string) map[tuple]*flowView {
+// readCapture summarises every flow and the DNS answers of a lab capture.
+func readCapture(t *testing.T, path string) (map[tuple]*flowView, *dnsView) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -80,11 +93,22 @@ func readCapture(t *testing.T, path string) map[tuple]*flowView {
 	parser.IgnoreUnsupported = true
 	decoded := []gopacket.LayerType{}
 	flows := map[tuple]*flowView{}
+	dns := &dnsView{answered: map[nameAddr]time.Time{}}
 	get := func(k tuple) *flowView {
 		if flows[k] == nil {
 			flows[k] = &flowView{}
 		}
 		return flows[k]
+	}
+	var ts time.Time
+	fromClient := func(v *flowView, data bool) {
+		if v.firstClient.IsZero() {
+			v.firstClient = ts
+		}
+		if data && v.firstClientData.IsZero() {
+			v.firstClientData = ts
+		}
+		v.lastClient = ts
 	}
 	client := func(a netip.Addr) bool { return a == netns.ClientAddr4 || a == netns.ClientAddr6 }
 	for {
@@ -95,6 +119,7 @@ func readCapture(t *testing.T, path string) map[tuple]*flowView {
 		if err := parser.DecodeLayers(data, &decoded); err != nil && len(decoded) == 0 {
 			continue
 		}
+		ts = ci.Timestamp
 		var src, dst netip.Addr
 		var ttl uint8
 		var id uint16
@@ -112,6 +137,7 @@ func readCapture(t *testing.T, path string) map[tuple]*flowView {
 				sp, dp := netip.AddrPortFrom(src, uint16(tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(tcp.DstPort))
 				if client(src) {
 					v := get(tuple{false, sp, dp})
+					fromClient(v, len(tcp.Payload) > 0)
 					if tcp.SYN && !tcp.ACK {
 						v.syns++
 					}
@@ -139,9 +165,16 @@ func readCapture(t *testing.T, path string) map[tuple]*flowView {
 				}
 			case layers.LayerTypeUDP:
 				sp, dp := netip.AddrPortFrom(src, uint16(udp.SrcPort)), netip.AddrPortFrom(dst, uint16(udp.DstPort))
-				if client(src) {
-					get(tuple{true, sp, dp}).clientDatagrams++
-				} else {
+				switch {
+				case client(src) && dp.Port() == dnsPort:
+					dns.queries++
+				case client(dst) && sp.Port() == dnsPort:
+					dns.addAnswer(udp.Payload, ts)
+				case client(src):
+					v := get(tuple{true, sp, dp})
+					v.clientDatagrams++
+					fromClient(v, true)
+				default:
 					v := get(tuple{true, dp, sp})
 					v.serverDatagrams++
 					if len(udp.Payload) > 200 {
@@ -163,7 +196,32 @@ func readCapture(t *testing.T, path string) map[tuple]*flowView {
 			}
 		}
 	}
-	return flows
+	return flows, dns
+}
+
+// addAnswer records the A and AAAA records of a DNS response.
+func (d *dnsView) addAnswer(b []byte, ts time.Time) {
+	var m dnsmessage.Message
+	if m.Unpack(b) != nil || !m.Response || len(m.Questions) != 1 {
+		return
+	}
+	d.answers++
+	name := strings.TrimSuffix(m.Questions[0].Name.String(), ".")
+	for _, r := range m.Answers {
+		var a netip.Addr
+		switch body := r.Body.(type) {
+		case *dnsmessage.AResource:
+			a = netip.AddrFrom4(body.A)
+		case *dnsmessage.AAAAResource:
+			a = netip.AddrFrom16(body.AAAA)
+		default:
+			continue
+		}
+		k := nameAddr{name, a.String()}
+		if _, ok := d.answered[k]; !ok {
+			d.answered[k] = ts
+		}
+	}
 }
 
 // quoted reads the TCP 4-tuple an ICMP error quotes.
@@ -204,7 +262,17 @@ func checkScenario(t *testing.T, dir string) {
 		t.Fatalf("%d attempts, want a scenario's worth", len(truth.Attempts))
 	}
 	checkFindings(t, truth)
-	flows := readCapture(t, filepath.Join(dir, "capture.pcap"))
+	flows, dns := readCapture(t, filepath.Join(dir, "capture.pcap"))
+	if dns.queries == 0 || dns.answers != dns.queries {
+		t.Errorf("%d DNS queries, %d answers: want every query answered", dns.queries, dns.answers)
+	}
+	for _, f := range truth.Findings {
+		for _, n := range f.Collateral {
+			if _, ok := dns.answered[nameAddr{n, f.TargetIP}]; !ok {
+				t.Errorf("%s on %s: collateral %s is in no DNS answer for that address", f.Kind, f.TargetIP, n)
+			}
+		}
+	}
 	for _, a := range truth.Attempts {
 		k := tuple{a.Transport == "udp",
 			netip.AddrPortFrom(netip.MustParseAddr(a.ClientIP), a.ClientPort),
@@ -213,6 +281,10 @@ func checkScenario(t *testing.T, dir string) {
 		if v == nil {
 			t.Errorf("attempt %d (%s %s %s): not in the capture", a.ID, a.Proto, a.Name, a.Label)
 			continue
+		}
+		// A real client resolves before it connects.
+		if at, ok := dns.answered[nameAddr{a.Name, a.ServerIP}]; !ok || at.After(v.firstClient) {
+			t.Errorf("attempt %d (%s %s %s): no DNS answer mapping the name to %s before the first packet", a.ID, a.Proto, a.Name, a.Label, a.ServerIP)
 		}
 		if err := checkAttempt(truth.Scenario, a, v); err != nil {
 			t.Errorf("attempt %d (%s %s:%d %s %s/%s): %v; capture: %v", a.ID, a.Proto, a.ServerIP, a.ServerPort, a.Name, a.Label, a.Benign, err, v)
@@ -245,10 +317,25 @@ func checkFindings(t *testing.T, truth Truth) {
 	}
 }
 
+// minSilence is the unanswered retrying a passive observer needs before it
+// calls a flow timed out (Cloudflare's 3 s).
+const minSilence = 3 * time.Second
+
 // checkAttempt asserts the packet-level signature of one attempt's label.
 func checkAttempt(scenario string, a AttemptTruth, v *flowView) error {
 	if a.Transport == "tcp" && v.syns == 0 {
 		return fmt.Errorf("no SYN")
+	}
+	if a.Expect == prober.Timeout {
+		// Retries run from the first unanswered packet: the SYN, or the
+		// first data once the handshake went through.
+		from := v.firstClient
+		if v.synAcks > 0 {
+			from = v.firstClientData
+		}
+		if d := v.lastClient.Sub(from); from.IsZero() || d < minSilence {
+			return fmt.Errorf("client retried for %s, want >= %s before giving up", d, minSilence)
+		}
 	}
 	switch {
 	case a.Label == schemas.KindQUICBlocking:
@@ -356,13 +443,15 @@ func TestTestdata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			seen[truth.Scenario] = true
+			seen[fmt.Sprintf("%s-seed%d", truth.Scenario, truth.Seed)] = true
 			checkScenario(t, dir)
 		})
 	}
 	for _, s := range Scenarios() {
-		if !seen[s] {
-			t.Errorf("testdata lacks scenario %s: regenerate with go run ./lab/cmd/labgen", s)
+		for _, seed := range []int64{1, 2, 3} {
+			if !seen[fmt.Sprintf("%s-seed%d", s, seed)] {
+				t.Errorf("testdata lacks scenario %s for seed %d: regenerate with go run ./lab/cmd/labgen", s, seed)
+			}
 		}
 	}
 }

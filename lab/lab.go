@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tamperscope/tamperscope/lab/injector"
+	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/lab/prober"
 	"github.com/tamperscope/tamperscope/lab/server"
@@ -63,6 +64,9 @@ type ScenarioResult struct {
 	// behaved as designed.
 	Mismatches []string
 }
+
+// dnsPort is where the scenarios' DNS servers listen.
+const dnsPort = 53
 
 // ErrNotRoot is returned when Run lacks the privileges it needs.
 var ErrNotRoot = errors.New("the censor lab needs root")
@@ -111,7 +115,10 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	var addrs []netip.Addr
 	var names []string
 	var resetAddrs []netip.Addr
+	zones := map[netip.AddrPort]labdns.Zone{}
 	for _, p := range plans {
+		addrs = append(addrs, p.resolver)
+		zones[netip.AddrPortFrom(p.resolver, dnsPort)] = p.zone()
 		addrs = append(addrs, p.addrs...)
 		names = append(names, p.names...)
 		resetAddrs = append(resetAddrs, p.resetAddrs...)
@@ -148,13 +155,23 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	defer srv.Close()
+	var dns *labdns.Server
+	if err := netns.Do(topo.Server, func() error {
+		var err error
+		dns, err = labdns.Start(zones)
+		return err
+	}); err != nil {
+		return res, err
+	}
+	defer dns.Close()
 
-	pr := &prober.Prober{Roots: ca.Pool, Enter: func(fn func() error) error { return netns.Do(topo.Client, fn) }}
 	for _, p := range plans {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
 		log.Info("running scenario", "scenario", p.name)
+		pr := &prober.Prober{Roots: ca.Pool, Enter: func(fn func() error) error { return netns.Do(topo.Client, fn) },
+			Resolver: netip.AddrPortFrom(p.resolver, dnsPort)}
 		sr, err := runScenario(ctx, cfg, topo, pr, p)
 		if err != nil {
 			return res, fmt.Errorf("run scenario %s: %w", p.name, err)
@@ -187,6 +204,7 @@ func buildPlans(seed int64, want []string) ([]*plan, error) {
 			nextClass: &class,
 		}
 		p := d.build(b)
+		p.resolver = resolverAddr(i)
 		if len(want) == 0 || slices.Contains(want, d.name) {
 			plans = append(plans, p)
 		}
@@ -200,7 +218,13 @@ func runScenario(ctx context.Context, cfg Config, topo *netns.Topology, pr *prob
 		return sr, fmt.Errorf("create output dir: %w", err)
 	}
 	truth := Truth{Scenario: p.name, Seed: cfg.Seed, Description: p.desc, Findings: p.findings,
-		ClientAddrs: []string{netns.ClientAddr4.String(), netns.ClientAddr6.String()}}
+		ClientAddrs: []string{netns.ClientAddr4.String(), netns.ClientAddr6.String()},
+		Resolver:    p.resolver.String(), Zone: map[string][]string{}}
+	for n, addrs := range p.zone() {
+		for _, a := range addrs {
+			truth.Zone[n] = append(truth.Zone[n], a.String())
+		}
+	}
 	if truth.Findings == nil {
 		truth.Findings = []ExpectedFinding{}
 	}
@@ -211,8 +235,8 @@ func runScenario(ctx context.Context, cfg Config, topo *netns.Topology, pr *prob
 		}
 	}
 
-	filter := make([]string, 0, len(p.addrs)+1)
-	for _, a := range p.addrs {
+	filter := make([]string, 0, len(p.addrs)+3)
+	for _, a := range append([]netip.Addr{p.resolver}, p.addrs...) {
 		filter = append(filter, "host "+a.String())
 	}
 	// ICMP errors come from the router's address; keep them, but not the
@@ -359,7 +383,16 @@ func record(req prober.Request, label, benign, expect string, rate float64, a pr
 		Label: label, Benign: benign, Expect: expect, ExpectRateBps: rate,
 		StartNs: a.Start.UnixNano(), DurationNs: a.Duration.Nanoseconds(),
 		Outcome: a.Outcome, Error: a.Error, Bytes: a.Bytes, RateBps: a.RateBps, ServerClose: a.ServerClose,
+		Resolved: addrStrings(a.Resolved),
 	}
+}
+
+func addrStrings(addrs []netip.Addr) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // RateTolerance is how far a throttled transfer's client-measured rate may

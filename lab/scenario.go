@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tamperscope/tamperscope/lab/injector"
+	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/lab/prober"
 	"github.com/tamperscope/tamperscope/schemas"
@@ -38,6 +39,7 @@ type step struct {
 // plan is one scenario made concrete by a seed.
 type plan struct {
 	name, desc string
+	resolver   netip.Addr // the scenario's own DNS server
 	addrs      []netip.Addr
 	names      []string // every name the server must hold a certificate for
 	rules      [][]string
@@ -70,6 +72,37 @@ var scenarioDefs = []scenarioDef{
 	{"quic-sni", buildQUICSNI},
 	{"benign", buildBenign},
 	{"slow-path", buildSlowPath},
+}
+
+// resolverAddr is scenario i's DNS server: in the server namespace but
+// outside every scenario's address block, so no censor rule touches it.
+func resolverAddr(i int) netip.Addr {
+	a := netns.ServerNet4.Addr().As4()
+	a[2], a[3] = 53, byte(i+1)
+	return netip.AddrFrom4(a)
+}
+
+// zone maps every name the plan's attempts use to every address they
+// reach it on: the records its DNS server holds.
+func (p *plan) zone() labdns.Zone {
+	z := labdns.Zone{}
+	add := func(r prober.Request) {
+		if a := r.Remote.Addr(); !slices.Contains(z[r.Name], a) {
+			z[r.Name] = append(z[r.Name], a)
+		}
+	}
+	for _, ph := range p.phases {
+		for _, s := range ph {
+			add(s.req)
+			if s.alt != nil {
+				add(*s.alt)
+			}
+		}
+	}
+	for _, addrs := range z {
+		slices.SortFunc(addrs, netip.Addr.Compare)
+	}
+	return z
 }
 
 // Scenarios lists the scenario names Run knows, in run order.
@@ -391,12 +424,22 @@ func buildResidual(b *builder) *plan {
 	}
 }
 
+// quicBlackholeWait is how long a QUIC client waits for a blackholed
+// handshake, as browsers wait up to 10 s. quic-go's probe timeouts double
+// from 200 ms, so its Initials go out at 0, 0.2, 0.6, 1.4, 3.0 and 6.2 s:
+// waiting past 6.2 s makes the unanswered retries span 6 s rather than a
+// bare 3.
+const quicBlackholeWait = 7 * time.Second
+
 func buildQUICSNI(b *builder) *plan {
 	addrs := []netip.Addr{b.addr(false), b.addr(true)}
 	blocked := b.name()
 	controls := b.nameList(b.count(2, 3))
 	var steps []step
 	steps = b.repeat(steps, b.count(1, 2), prober.QUIC, addrs, portTLS, []string{blocked}, schemas.KindQUICBlocking, "", prober.Timeout)
+	for i := range steps {
+		steps[i].req.Timeout = quicBlackholeWait
+	}
 	steps = b.repeat(steps, 1, prober.QUIC, addrs, portTLS, controls, LabelBenign, BenignControl, prober.OK)
 	steps = b.repeat(steps, 1, prober.TLS, addrs, portTLS, []string{blocked}, LabelBenign, BenignControl, prober.OK)
 	var findings []ExpectedFinding

@@ -24,14 +24,18 @@ const TriggerPath = "path"
 
 // Truth is the ground truth of one scenario run.
 type Truth struct {
-	Scenario    string            `json:"scenario"`
-	Seed        int64             `json:"seed"`
-	Description string            `json:"description"`
-	ClientAddrs []string          `json:"client_addrs"`
-	Findings    []ExpectedFinding `json:"findings"`
-	Attempts    []AttemptTruth    `json:"attempts"`
-	Injector    []injector.Event  `json:"injector_events,omitempty"`
-	Rules       []string          `json:"rules"` // censor commands run on the router
+	Scenario    string   `json:"scenario"`
+	Seed        int64    `json:"seed"`
+	Description string   `json:"description"`
+	ClientAddrs []string `json:"client_addrs"`
+	// Resolver is the scenario's DNS server; Zone its records, every name
+	// mapped to all the addresses hosting it.
+	Resolver string              `json:"resolver"`
+	Zone     map[string][]string `json:"zone"`
+	Findings []ExpectedFinding   `json:"findings"`
+	Attempts []AttemptTruth      `json:"attempts"`
+	Injector []injector.Event    `json:"injector_events,omitempty"`
+	Rules    []string            `json:"rules"` // censor commands run on the router
 }
 
 // ExpectedFinding is what a detector should report for a scenario. Field
@@ -79,6 +83,9 @@ type AttemptTruth struct {
 	ServerClose string `json:"server_close,omitempty"`
 	// ExpectRateBps, when set, is the rate the client should measure.
 	ExpectRateBps float64 `json:"expect_rate_bps,omitempty"`
+	// Resolved lists the addresses the client's DNS query for Name
+	// returned before it connected.
+	Resolved []string `json:"resolved,omitempty"`
 }
 
 // Start returns the attempt's start time.

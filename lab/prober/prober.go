@@ -12,10 +12,13 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/tamperscope/tamperscope/lab/labdns"
 )
 
 // Protocols.
@@ -49,9 +52,19 @@ type Request struct {
 	// AbortAfter, when positive, makes the client reset the connection
 	// with SO_LINGER 0 after reading that many body bytes.
 	AbortAfter int
-	// Timeout bounds the whole attempt. The default is 3 s.
+	// Timeout bounds the attempt once its name is resolved. The default
+	// is DefaultTimeout.
 	Timeout time.Duration
 }
+
+// DefaultTimeout is how long an attempt may take by default. Real clients
+// wait longer than the 3 s after which a passive observer calls a silent
+// flow timed out, so the kernel's SYN retransmissions at 1 s and 3 s, or a
+// QUIC client's Initials, show at least 3 s of unanswered retries.
+const DefaultTimeout = 4 * time.Second
+
+// ResolveTimeout bounds the DNS lookup before an attempt.
+const ResolveTimeout = 2 * time.Second
 
 // Attempt is what happened.
 type Attempt struct {
@@ -64,6 +77,9 @@ type Attempt struct {
 	// ServerClose tells how the server ended a complete exchange: "fin",
 	// "reset", or empty when it did not within a second or two.
 	ServerClose string
+	// Resolved lists the addresses the DNS answer for the name gave, when
+	// the Prober has a Resolver.
+	Resolved []netip.Addr
 }
 
 // Prober holds what every attempt shares.
@@ -72,6 +88,11 @@ type Prober struct {
 	// Enter runs fn where the attempt's sockets must be created, such as
 	// inside the client's network namespace. The default runs fn as is.
 	Enter func(fn func() error) error
+	// Resolver, when set, is the DNS server every attempt first asks for
+	// its name's A (IPv4 remote) or AAAA (IPv6 remote) records, the way a
+	// client resolves before it connects; an answer without the remote
+	// address fails the attempt. The default skips resolution.
+	Resolver netip.AddrPort
 }
 
 func (p *Prober) enter(fn func() error) error {
@@ -81,16 +102,41 @@ func (p *Prober) enter(fn func() error) error {
 	return p.Enter(fn)
 }
 
-// Do makes one attempt. Interference is reported in the Attempt, never as
-// an error.
+// resolve looks req.Name up through the Resolver. It returns no error and
+// no addresses when the Prober has no Resolver.
+func (p *Prober) resolve(ctx context.Context, req Request) ([]netip.Addr, error) {
+	if !p.Resolver.IsValid() {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, ResolveTimeout)
+	defer cancel()
+	var addrs []netip.Addr
+	err := p.enter(func() error {
+		var err error
+		addrs, err = labdns.Resolve(ctx, p.Resolver, req.Name, req.Remote.Addr().Is6())
+		return err
+	})
+	if err == nil && !slices.Contains(addrs, req.Remote.Addr()) {
+		err = fmt.Errorf("resolve %s: %s is not among the answers %v", req.Name, req.Remote.Addr(), addrs)
+	}
+	return addrs, err
+}
+
+// Do makes one attempt: the DNS lookup, if the Prober has a Resolver, then
+// the connection. Interference is reported in the Attempt, never as an
+// error; a failed lookup is outcome Failed.
 func (p *Prober) Do(ctx context.Context, req Request) Attempt {
 	if req.Timeout == 0 {
-		req.Timeout = 3 * time.Second
+		req.Timeout = DefaultTimeout
+	}
+	resolved, err := p.resolve(ctx, req)
+	a := Attempt{Start: time.Now(), Resolved: resolved}
+	if err != nil {
+		a.Outcome, a.Error = Failed, err.Error()
+		return a
 	}
 	ctx, cancel := context.WithTimeout(ctx, req.Timeout)
 	defer cancel()
-	a := Attempt{Start: time.Now()}
-	var err error
 	if eerr := p.enter(func() error {
 		if req.Proto == QUIC {
 			err = p.quic(ctx, req)
@@ -269,8 +315,30 @@ func Classify(err error) string {
 // clients race IPv6 and IPv4: the first connection to complete carries the
 // request, the other is abandoned — reset with SO_LINGER 0 if it connected,
 // cancelled if not. Both must be TLS or HTTP requests.
+//
+// Both names are resolved first, at once, as clients send their AAAA and A
+// queries together; if either lookup fails, neither connection is made and
+// both attempts are Failed.
 func (p *Prober) HappyEyeballs(ctx context.Context, a, b Request) (winner, loser Attempt, bWon bool) {
-	timeout := max(a.Timeout, b.Timeout, 3*time.Second)
+	var resolved [2][]netip.Addr
+	var rerr [2]error
+	done := make(chan struct{}, 2)
+	for i, r := range []Request{a, b} {
+		go func() {
+			resolved[i], rerr[i] = p.resolve(ctx, r)
+			done <- struct{}{}
+		}()
+	}
+	<-done
+	<-done
+	if err := errors.Join(rerr[0], rerr[1]); err != nil {
+		now := time.Now()
+		fail := func(i int) Attempt {
+			return Attempt{Start: now, Outcome: Failed, Error: err.Error(), Resolved: resolved[i]}
+		}
+		return fail(0), fail(1), false
+	}
+	timeout := max(a.Timeout, b.Timeout, DefaultTimeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type result struct {
@@ -317,5 +385,6 @@ func (p *Prober) HappyEyeballs(ctx context.Context, a, b Request) (winner, loser
 		}
 	}
 	winner.Duration = time.Since(start)
+	winner.Resolved, loser.Resolved = resolved[first.i], resolved[1-first.i]
 	return winner, loser, first.i == 1
 }

@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/prober"
 	"github.com/tamperscope/tamperscope/lab/server"
 )
@@ -118,6 +120,54 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("aborted after %d bytes, want a partial read", a.Bytes)
 			}
 		})
+	}
+}
+
+// TestResolver checks that attempts resolve their name first and connect
+// only to an address the answer holds.
+func TestResolver(t *testing.T) {
+	ca, err := server.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort, tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
+	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: httpPort, TLSPort: tlsPort, QUICPort: quicPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	dnsAddr := netip.AddrPortFrom(lo, freePort(t, "udp"))
+	dns, err := labdns.Start(map[netip.AddrPort]labdns.Zone{dnsAddr: {
+		"a.test":     {lo, netip.MustParseAddr("fd00::1")},
+		"moved.test": {netip.MustParseAddr("127.0.0.2")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dns.Close()
+	p := &prober.Prober{Roots: ca.Pool, Resolver: dnsAddr}
+	for _, tc := range []struct {
+		name, host string
+		want       string
+		resolved   []netip.Addr
+	}{
+		{"resolved name", "a.test", prober.OK, []netip.Addr{lo}},
+		{"unknown name", "nope.test", prober.Failed, nil},
+		{"address not in the answer", "moved.test", prober.Failed, []netip.Addr{netip.MustParseAddr("127.0.0.2")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := p.Do(context.Background(), prober.Request{Proto: prober.TLS, Local: netip.AddrPortFrom(lo, 0), Remote: netip.AddrPortFrom(lo, tlsPort), Name: tc.host, Size: 10})
+			if a.Outcome != tc.want {
+				t.Fatalf("outcome %s (%s), want %s", a.Outcome, a.Error, tc.want)
+			}
+			if !slices.Equal(a.Resolved, tc.resolved) {
+				t.Errorf("resolved %v, want %v", a.Resolved, tc.resolved)
+			}
+		})
+	}
+	if answered, _ := dns.Stats(); answered != 3 {
+		t.Errorf("resolver answered %d queries, want one per attempt (3)", answered)
 	}
 }
 
