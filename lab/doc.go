@@ -5,7 +5,13 @@
 // iptables string matches with REJECT or DROP, IP blocks, HTB throttling
 // classes, or the project's own on-path injector (package injector) — and
 // drives the client (package prober) through many interleaved attempts per
-// server address and name.
+// server address and name. Each scenario has its own authoritative DNS
+// server (package labdns) holding every name of the scenario with all the
+// addresses that host it; the prober resolves each name there right before
+// connecting, so the capture carries the DNS answers from which a passive
+// observer learns an address's collateral names. Clients wait 4 s (7 s
+// for blackholed QUIC) before giving up, so every timeout shows at least
+// the 3 s of unanswered retries an observer needs to call it one.
 //
 // Every scenario has its own server addresses, so packets of one scenario
 // (late retransmissions included) never meet another scenario's rules, and
