@@ -1,7 +1,7 @@
 package flow
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
@@ -37,7 +37,7 @@ func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
 		return k, false
 	}
 	a, b := src.As16(), dst.As16()
-	c := bytes.Compare(a[:], b[:])
+	c := compare16(&a, &b)
 	if c < 0 || (c == 0 && sp <= dp) {
 		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = a, b, sp, dp
 	} else {
@@ -45,6 +45,15 @@ func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
 	}
 	k.Proto = proto
 	return k, true
+}
+
+// compare16 is bytes.Compare for two addresses, in two word compares.
+func compare16(a, b *[16]byte) int {
+	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if x == y {
+		x, y = binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
+	}
+	return cmp.Compare(x, y)
 }
 
 // Hash is a 64-bit hash of the key. Both directions of a flow have the same
@@ -111,4 +120,10 @@ func flowID(k *Key, startNs int64) string {
 		}
 	}
 	return string(buf[:n])
+}
+
+// equal compares keys field by field: the generated == on Key calls
+// memequal for its 38 bytes.
+func (k *Key) equal(o *Key) bool {
+	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.LoPort == o.LoPort && k.HiPort == o.HiPort && k.Proto == o.Proto
 }

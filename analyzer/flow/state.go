@@ -2,6 +2,7 @@ package flow
 
 import (
 	"net/netip"
+	"unsafe"
 
 	"github.com/tamperscope/tamperscope/schemas"
 )
@@ -20,9 +21,8 @@ import (
 // taken on first use (RST, Down). LRU links live outside the State
 // (Table.links). layout_test.go pins the alignment.
 type State struct {
-	Key       Key
-	Proto     uint8
-	IPVersion uint8
+	Key   Key
+	Proto uint8
 
 	cls       uint8
 	cside     uint8 // physical side (index of z) of the client
@@ -30,6 +30,7 @@ type State struct {
 	isPartial bool
 	histLen   uint8
 	hsWait    bool // SYN-ACK seen, handshake ACK not yet
+	srvRST    bool // a RST came from the server side: count what follows
 	stopped   [2]bool
 	histSeen  uint32
 	idx       int32
@@ -62,6 +63,7 @@ type State struct {
 	// Cold: written at creation, on handshake packets and on rare events.
 	zc        [2]zCold
 	hist      [maxHistory]byte
+	IPVersion uint8
 	StartNs   int64 // first packet
 	synSentNs int64 // last client SYN before the SYN-ACK
 	synAckNs  int64
@@ -75,7 +77,7 @@ type State struct {
 	Client netip.AddrPort
 	Server netip.AddrPort
 	ICMP   ICMPInfo
-	_      [24]byte // to a whole number of cache lines
+	_      [16]byte // to a whole number of cache lines
 }
 
 const maxHistory = 64
@@ -195,18 +197,17 @@ type RSTEvidence struct {
 	ServerPktsAfter uint32
 	ServerDataAfter uint32
 	FirstAfterNs    int64
-	firstServerRST  bool
 }
 
 // rstRecord and downRecord pad the side records to whole cache lines.
 type rstRecord struct {
 	RSTEvidence
-	_ [48]byte
+	_ [(64 - unsafe.Sizeof(RSTEvidence{})%64) % 64]byte
 }
 
 type downRecord struct {
 	Throughput
-	_ [16]byte
+	_ [(64 - unsafe.Sizeof(Throughput{})%64) % 64]byte
 }
 
 // ThroughputBinNs is the width of Throughput.Bins.

@@ -68,7 +68,7 @@ type Table struct {
 	frag    []fragEntry
 	bufs    []*buffer
 	rsts    []*RSTEvidence
-	downs   []*Throughput
+	downs   []*[chunkSize]downRecord // by State chunk, allocated on first use
 	bufSize int
 	sweepAt int64
 	lastTs  int64
@@ -240,6 +240,7 @@ func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *S
 		n := int32(len(t.chunks)) * chunkSize
 		t.chunks = append(t.chunks, [chunkSize]State{})
 		t.links = append(t.links, make([]link, chunkSize)...)
+		t.downs = append(t.downs, nil)
 		for j := n + chunkSize - 1; j > n; j-- {
 			t.free = append(t.free, j)
 		}
@@ -437,10 +438,7 @@ func (t *Table) end(st *State, r EndReason) {
 		t.rsts = append(t.rsts, st.RST)
 		st.RST = nil
 	}
-	if st.Down != nil {
-		t.downs = append(t.downs, st.Down)
-		st.Down = nil
-	}
+	st.Down = nil
 	st.live = false
 	st.gen++
 	t.free = append(t.free, st.idx)
@@ -458,7 +456,7 @@ func (t *Table) lookup(k *Key, h uint64) int32 {
 			return -1
 		}
 		if s.hash == h32 {
-			if st := t.state(s.idx - 1); st.Key == *k {
+			if st := t.state(s.idx - 1); st.Key.equal(k) {
 				return s.idx - 1
 			}
 		}
@@ -518,8 +516,8 @@ func (t *Table) remove(i int32, h uint32) {
 }
 
 // Side records. Reset evidence and throughput bins are large and most
-// packets never touch them: a flow takes one from a free list on first
-// use and the table takes it back when the flow ends.
+// packets never touch them. Reset evidence comes from a free list on
+// first use and goes back when the flow ends.
 
 const sideChunk = 64
 
@@ -536,17 +534,18 @@ func (t *Table) acquireRST() *RSTEvidence {
 	return r
 }
 
-func (t *Table) acquireDown() *Throughput {
-	if len(t.downs) == 0 {
-		recs := make([]downRecord, sideChunk)
-		for i := range recs {
-			t.downs = append(t.downs, &recs[i].Throughput)
-		}
+// down returns the throughput record of State i. Unlike reset evidence,
+// most flows have server data, so each State has its record at the same
+// index in a parallel array: its address follows from the index, without
+// waiting for a pointer to load. Chunks are allocated when a flow in them
+// first needs one.
+func (t *Table) down(i int32) *Throughput {
+	c := t.downs[i>>chunkShift]
+	if c == nil {
+		c = new([chunkSize]downRecord)
+		t.downs[i>>chunkShift] = c
 	}
-	d := t.downs[len(t.downs)-1]
-	t.downs = t.downs[:len(t.downs)-1]
-	*d = Throughput{}
-	return d
+	return &c[i&(chunkSize-1)].Throughput
 }
 
 // Buffers.

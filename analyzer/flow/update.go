@@ -99,7 +99,8 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	if rst {
 		ds.RSTs++
 		s.rstEvidence(p, d, t)
-	} else if r := s.RST; r != nil && d == FromServer && r.firstServerRST {
+	} else if d == FromServer && s.srvRST {
+		r := s.RST
 		if r.ServerPktsAfter == 0 {
 			r.FirstAfterNs = ts
 		}
@@ -143,10 +144,12 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	}
 	ds.NextSeq, ds.MaxSeq = ds.seq.nxt, ds.seq.max
 	if d == FromServer {
+		dn := t.down(s.idx)
 		if s.Down == nil {
-			s.Down = t.acquireDown()
+			*dn = Throughput{}
+			s.Down = dn
 		}
-		s.Down.add(ts, n, retrans)
+		dn.add(ts, n, retrans)
 	}
 	if len(p.Payload) > 0 && !s.stopped[d] && t.cfg.StreamBytes > 0 {
 		b := t.acquire(s, d)
@@ -174,7 +177,7 @@ func (s *State) rstEvidence(p *schemas.PacketMeta, d Dir, t *Table) {
 	}
 	r.Count++
 	if d == FromServer {
-		r.firstServerRST = true
+		s.srvRST = true
 	}
 	if int(r.N) < MaxRSTs {
 		r.Pkts[r.N] = RSTPacket{
