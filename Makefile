@@ -32,7 +32,7 @@ bench:
 lab:
 	sh lab/setup.sh
 	$(MAKE) build
-	for seed in 1 2 3; do $(BIN) lab --seed $$seed --out lab/testdata || exit 1; done
+	$(BIN) lab --seeds 1,2,3 --out lab/testdata
 
 kafka-up:
 	scripts/kafka.sh up

@@ -450,7 +450,7 @@ func TestTestdata(t *testing.T) {
 	for _, s := range Scenarios() {
 		for _, seed := range []int64{1, 2, 3} {
 			if !seen[fmt.Sprintf("%s-seed%d", s, seed)] {
-				t.Errorf("testdata lacks scenario %s for seed %d: regenerate with go run ./lab/cmd/labgen", s, seed)
+				t.Errorf("testdata lacks scenario %s for seed %d: regenerate with make lab", s, seed)
 			}
 		}
 	}
