@@ -28,7 +28,7 @@ type State struct {
 	cside     uint8 // physical side (index of z) of the client
 	firstSeen uint8
 	isPartial bool
-	histLen   uint8
+	hasDown   bool // Down is set
 	hsWait    bool // SYN-ACK seen, handshake ACK not yet
 	srvRST    bool // a RST came from the server side: count what follows
 	stopped   [2]bool
@@ -63,6 +63,7 @@ type State struct {
 	// Cold: written at creation, on handshake packets and on rare events.
 	zc        [2]zCold
 	hist      [maxHistory]byte
+	histLen   uint8
 	IPVersion uint8
 	StartNs   int64 // first packet
 	synSentNs int64 // last client SYN before the SYN-ACK

@@ -145,9 +145,9 @@ func (s *State) tcpTrack(p *schemas.PacketMeta, d Dir, t *Table) {
 	ds.NextSeq, ds.MaxSeq = ds.seq.nxt, ds.seq.max
 	if d == FromServer {
 		dn := t.down(s.idx)
-		if s.Down == nil {
+		if !s.hasDown {
 			*dn = Throughput{}
-			s.Down = dn
+			s.Down, s.hasDown = dn, true
 		}
 		dn.add(ts, n, retrans)
 	}
