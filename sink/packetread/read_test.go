@@ -372,7 +372,7 @@ func TestMutatedFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		var c collector
-		st, err := Run(context.Background(), filepath.Dir(filepath.Dir(dir)), &c, Config{})
+		st, err := Run(context.Background(), filepath.Dir(filepath.Dir(filepath.Dir(dir))), &c, Config{})
 		if err != nil {
 			t.Fatalf("mutation %d: %v", i, err)
 		}
