@@ -25,6 +25,7 @@ import (
 	"github.com/tamperscope/tamperscope/metrics"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport"
 	"github.com/tamperscope/tamperscope/transport/inproc"
 )
 
@@ -122,19 +123,8 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	}
 	eng := analyzer.New(analyzer.Config{Flow: flow.Config{MaxFlows: cfg.maxFlows}}, out)
 
-	pipe := inproc.New(8)
 	prog := &ingest.Progress{}
 	start := time.Now()
-	var ist ingest.Stats
-	var readErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ist, readErr = ingest.Run(ctx, src, pipe, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}})
-		pipe.Close()
-	}()
-	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
 	var exp *metrics.Exporter
 	if cfg.metrics != "" {
 		exp = metrics.NewExporter("replay", cfg.vantage)
@@ -144,40 +134,21 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 		}
 		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
 	}
-	var procErr error
 	lastPub := time.Now()
-	for {
-		d, err := pipe.Next(ctx)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				procErr = err
-			}
-			break
-		}
-		if procErr == nil && out.ds != nil && cfg.packets {
-			procErr = out.ds.WritePackets(d.Batch.Packets)
-		}
-		if procErr == nil {
-			procErr = eng.Process(d.Batch)
-		}
-		pipe.Release(d)
+	afterBatch := func() {
 		if exp != nil && time.Since(lastPub) >= time.Second {
 			exp.Publish(snapshot(prog, eng.Stats(), out.ds))
 			lastPub = time.Now()
 		}
 	}
-	wg.Wait()
-	if procErr == nil {
-		procErr = eng.Close()
-	}
-	stopBar()
-	if out.ds != nil {
-		if err := out.ds.Close(); err != nil && procErr == nil {
-			procErr = fmt.Errorf("close datasets: %w", err)
-		}
-	}
-	if procErr != nil {
-		return procErr
+	var ist ingest.Stats
+	var readErr error
+	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
+	err := analyze(ctx, func(pub transport.Publisher) {
+		ist, readErr = ingest.Run(ctx, src, pub, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}})
+	}, eng, out, cfg.packets, afterBatch, stopBar)
+	if err != nil {
+		return err
 	}
 	if readErr != nil {
 		fmt.Fprintf(stderr, "tamperscope replay: %v (everything before it was analyzed)\n", readErr)
@@ -193,6 +164,54 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 		return partialError{errors.Join(append(openErrs, readErr)...)}
 	}
 	return nil
+}
+
+// analyze is the analyzer half that replay and batch share: produce runs
+// in its own goroutine and publishes batches to an in-process pipe; each
+// batch is archived to the packets/ dataset when archive is set, run
+// through eng, then afterBatch (when not nil) is called. After the input
+// ends analyze closes eng, calls stop (the progress bar) and closes out's
+// datasets; it returns the first error of processing or writing.
+func analyze(ctx context.Context, produce func(transport.Publisher), eng *analyzer.Engine, out *replayOutput, archive bool, afterBatch, stop func()) error {
+	pipe := inproc.New(8)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		produce(pipe)
+		pipe.Close()
+	}()
+	var procErr error
+	for {
+		d, err := pipe.Next(ctx)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				procErr = err
+			}
+			break
+		}
+		if procErr == nil && out.ds != nil && archive {
+			procErr = out.ds.WritePackets(d.Batch.Packets)
+		}
+		if procErr == nil {
+			procErr = eng.Process(d.Batch)
+		}
+		pipe.Release(d)
+		if afterBatch != nil {
+			afterBatch()
+		}
+	}
+	wg.Wait()
+	if procErr == nil {
+		procErr = eng.Close()
+	}
+	stop()
+	if out.ds != nil {
+		if err := out.ds.Close(); err != nil && procErr == nil {
+			procErr = fmt.Errorf("close datasets: %w", err)
+		}
+	}
+	return procErr
 }
 
 // replayOutput fans engine output out to the datasets, JSON lines and the
