@@ -39,6 +39,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"replay", "analyze capture files: flows, findings, Parquet datasets", runReplay},
+		{"batch", "re-run the detectors over an archived packets/ dataset: flows, findings, datasets", runBatch},
 		{"capture", "capture live on an interface (eBPF, AF_PACKET fallback): flows, findings, datasets", runCapture},
 		{"report", "render a dataset directory as one self-contained HTML report", runReport},
 		{"lab", "run the censor lab: scenarios in network namespaces, captures and ground truth (root)", runLab},
