@@ -22,7 +22,7 @@ type Finding struct {
 	TargetIP   string `json:"target_ip" doc:"server address"`
 	TargetPort uint16 `json:"target_port" doc:"server port (0: any)"`
 	TargetName string `json:"target_name" doc:"SNI or HTTP Host the finding is about (empty for IP-level findings)"`
-	Trigger    string `json:"trigger" doc:"what triggered the censor: sni, http_host, quic_sni, ip, keyword"`
+	Trigger    string `json:"trigger" doc:"what triggered the censor: sni, http_host, quic_sni, esni (a ClientHello hiding its name), ip, path (throttling of a path slow for everyone)"`
 	Method     string `json:"method" doc:"how: rst, drop, icmp, throttle, mitm"`
 
 	WindowStartNs int64 `json:"window_start_ns" doc:"first flow considered"`

@@ -92,8 +92,11 @@ func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 		r.Outcome = OutcomeReset
 		r.Signature = r.Stage + ":" + rstPattern(ev)
 		resetEvidence(cfg, st, r, ttlBase)
-		if r.Stage == StageLater && cleanClose(st, rst) {
-			r.Outcome = OutcomeOK // the exchange completed; the reset only ended it
+		if r.Stage == StageLater && r.Injection < 0.3 {
+			// The exchange completed and nothing about the reset looks
+			// forged: servers, load balancers and clients end connections
+			// this way.
+			r.Outcome = OutcomeOK
 		}
 		return
 	}
@@ -102,11 +105,19 @@ func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 		r.Signature = fmt.Sprintf("post_syn:icmp%d/%d", st.ICMP.Type, st.ICMP.Code)
 		return
 	}
+	end := max(nowNs, st.LastNs)
+	if s.DataPkts > 0 && s.Retrans > 0 && !clientAcked(st) && end-s.FirstDataNs >= int64(cfg.Timeout) {
+		// The server answered, but none of its data was ever
+		// acknowledged, however long it retransmitted: the reply was
+		// dropped on the way to the client (seen from a server-side
+		// vantage).
+		r.Outcome, r.Stage, r.Signature = OutcomeTimeout, StagePostPSH, "post_psh:reply_dropped"
+		return
+	}
 	if s.FINs > 0 || (c.FINs > 0 && s.DataPkts > 0) {
 		r.Outcome = OutcomeOK
 		return
 	}
-	end := max(nowNs, st.LastNs)
 	switch {
 	case !handshake && s.SYNs == 0:
 		// SYNs, never answered.
@@ -116,8 +127,9 @@ func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 			r.Outcome = OutcomeIncomplete
 		}
 	case c.DataPkts > 0 && (s.DataPkts == 0 || s.LastDataNs < c.FirstDataNs) && !acked(st):
-		// Client data never acknowledged: dropped on the way.
-		if end-c.FirstDataNs >= int64(cfg.Timeout) {
+		// Client data never acknowledged, however often it was sent
+		// again: dropped on the way.
+		if end-c.FirstDataNs >= int64(cfg.Timeout) && c.Retrans > 0 {
 			r.Outcome, r.Stage = OutcomeTimeout, StagePostPSH
 			r.Signature = "post_psh:timeout"
 		} else {
@@ -128,6 +140,12 @@ func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 	default:
 		r.Outcome = OutcomeIncomplete
 	}
+}
+
+// clientAcked reports whether the client acknowledged any server data.
+func clientAcked(st *flow.State) bool {
+	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
+	return c.SawAck && int32(c.MaxAck-(s.ISN+1)) > 0
 }
 
 // acked reports whether the server acknowledged all the client's data.
@@ -149,14 +167,6 @@ func stageAt(st *flow.State, ts int64) string {
 		return StagePostPSH
 	}
 	return StageLater
-}
-
-// cleanClose: a reset after the server delivered data and either side had
-// started closing, or after the client stopped sending, is how many servers
-// and load balancers end connections.
-func cleanClose(st *flow.State, rst *flow.RSTPacket) bool {
-	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
-	return s.DataPkts > 0 && (c.FINs > 0 || s.FINs > 0 || st.RST.ServerDataAfter == 0 && rst.TsNs-s.LastDataNs >= 0 && c.LastDataNs < s.FirstDataNs)
 }
 
 // rstPattern renders the resets of the first burst: "rst", "rst+ack",
@@ -216,6 +226,7 @@ func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase f
 	var fp fingerprint
 	t0 := ev.Pkts[0].TsNs
 	var seqs, acks []uint32
+	var dirs []flow.Dir
 	flagsSeen := uint8(0)
 	for i := 0; i < int(ev.N); i++ {
 		p := &ev.Pkts[i]
@@ -239,21 +250,32 @@ func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase f
 			}
 			r.RSTTTLDelta = max(r.RSTTTLDelta, d)
 		}
-		if st.IPVersion == 4 && pre.Pkts > 0 {
+		if st.IPVersion == 4 && pre.Pkts > 0 && p.IPID != 0 {
+			// IP ID 0 proves nothing: Linux sends resets for closed
+			// sockets with ID 0, and so does an iptables REJECT.
 			step := (p.IPID - pre.LastIPID) & 0xffff
 			switch {
-			case p.IPID == 0 && pre.LastIPID != 0:
-				r.RSTIPIDJump = true
 			case step == 0 && pre.LastIPID != 0:
 				r.RSTIPIDJump = true // a copy of the sender's last packet, not its next
 			case step > max(cfg.IPIDJump, 4*pre.MaxIPIDStep):
 				r.RSTIPIDJump = true
 			}
 		}
-		// A reset claiming to come from the server after only the
-		// handshake must carry the server's next sequence number.
-		if p.Dir == flow.FromServer && s.SawSYN && (s.DataPkts == 0 || s.FirstDataNs > p.TsNs) {
-			if d := int32(p.Seq - (s.ISN + 1)); d > 1 || d < -1 {
+		// A reset claiming to come from a side that has sent nothing
+		// but its SYN must carry that side's next sequence number; one
+		// from a side that already sent data cannot still carry ISN+1.
+		sender := s
+		if p.Dir == flow.FromClient {
+			sender = c
+		}
+		if sender.SawSYN {
+			d := int32(p.Seq - (sender.ISN + 1))
+			switch {
+			case sender.DataPkts == 0 || sender.FirstDataNs > p.TsNs:
+				if d > 1 || d < -1 {
+					r.RSTSeqBad = true
+				}
+			case d == 0:
 				r.RSTSeqBad = true
 			}
 		}
@@ -274,24 +296,53 @@ func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase f
 		}
 		seqs = append(seqs, p.Seq)
 		acks = append(acks, p.Ack)
+		dirs = append(dirs, p.Dir)
 		flagsSeen |= 1 << b2u(p.Flags&schemas.TCPAck != 0)
 		if p.LastClientDataNs > 0 && r.RSTDelayNs == 0 {
 			r.RSTDelayNs = p.TsNs - p.LastClientDataNs
 		}
 		fp.add(p, pre)
 	}
+	// Weaver's RST SEQ CHANGE: a later reset jumps ahead of the first and
+	// beyond anything its sender ever sent. A closed socket answering
+	// each late segment with a reset also changes seq, but never beyond
+	// its own data.
 	for i := 1; i < len(seqs); i++ {
-		if d := int32(seqs[i] - seqs[0]); d > 2 || d < -2 {
+		sender := s
+		if dirs[i] == flow.FromClient {
+			sender = c
+		}
+		if int32(seqs[i]-seqs[0]) > 2 && (!sender.SawSYN && sender.DataPkts == 0 || int32(seqs[i]-sender.MaxSeq) > 2) {
 			r.RSTSeqChange = true
 		}
 		if acks[i] != acks[0] {
 			r.RSTAckChange = true
 		}
 	}
-	r.RSTBurst = flagsSeen == 3 || len(seqs) >= 3
+	r.RSTBurst = flagsSeen == 3
+	// The claimed sender kept talking after "its" reset: an injection
+	// race (the server's side is tracked on the hot path; the client's
+	// shows as packets after its last stored reset).
 	r.RSTRace = ev.ServerPktsAfter > 0
+	if last := lastRST(ev, flow.FromClient); last > 0 && c.LastNs > last {
+		r.RSTRace = true
+	}
 	r.Injection = injectionScore(cfg, st, r)
 	r.Fingerprint = fp.sum()
+}
+
+// lastRST is the time of the last stored reset from dir; 0 if none.
+func lastRST(ev *flow.RSTEvidence, dir flow.Dir) int64 {
+	var t int64
+	for i := 0; i < int(ev.N); i++ {
+		if ev.Pkts[i].Dir == dir {
+			t = ev.Pkts[i].TsNs
+		}
+	}
+	if ev.N < flow.MaxRSTs || t == 0 {
+		return t
+	}
+	return 0 // more resets than stored: the last one is unknown
 }
 
 // injectionScore combines independent pieces of evidence: 1 - prod(1-w).

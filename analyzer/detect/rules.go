@@ -96,11 +96,21 @@ func (j *judgement) candidate(s *summary) bool {
 }
 
 // residualRule: after a flow to server:port is cut for naming X, later
-// flows to the same server:port that fail — at the handshake, or naming
-// something else — within the residual window are the censor's memory,
-// not separate blocks (Clayton 2006; GFW 90-180 s).
+// flows to the same server:port that fail at the handshake within the
+// residual window are the censor's memory, not separate blocks (Clayton
+// 2006; GFW 90-180 s). All triggers of one name on one server:port make
+// one finding.
 func residualRule(j *judgement, ip string, flows []*summary) {
 	rw := int64(j.set.cfg.ResidualWindow)
+	type key struct {
+		port uint16
+		name string
+	}
+	type group struct {
+		trigs, hits []*summary
+	}
+	groups := map[key]*group{}
+	var order []key
 	for i, trig := range flows {
 		if !trig.failedContent() || trig.name == "" || j.consumed[trig] {
 			continue
@@ -113,28 +123,38 @@ func residualRule(j *judgement, ip string, flows []*summary) {
 			if f.serverPort != trig.serverPort || j.consumed[f] || f.proto != trig.proto {
 				continue
 			}
-			innocent := f.name == "" || f.name != trig.name
-			if f.failedHandshake() || innocent && f.failedContent() {
+			// Content failures naming something else are triggers of
+			// their own, left to the name rule.
+			if f.failedHandshake() {
 				hit = append(hit, f)
+				j.consumed[f] = true
 			}
 		}
 		if len(hit) == 0 {
 			continue
 		}
-		for _, f := range hit {
-			j.consumed[f] = true
+		k := key{trig.serverPort, trig.name}
+		if groups[k] == nil {
+			groups[k] = &group{}
+			order = append(order, k)
 		}
-		fd := j.finding(schemas.KindResidualBlock, ip, trig.serverPort, trig.name, append([]*summary{trig}, hit...))
-		fd.Trigger, fd.Method = trig.trigger, method(hit)
-		fd.Flows = uint32(len(hit) + 1)
-		fd.FailedFlows = uint32(len(hit))
-		fd.Confidence = conf(0.6, len(hit), 0)
+		groups[k].trigs = append(groups[k].trigs, trig)
+		groups[k].hits = append(groups[k].hits, hit...)
+	}
+	for _, k := range order {
+		g := groups[k]
+		trig := g.trigs[0]
+		fd := j.finding(schemas.KindResidualBlock, ip, k.port, k.name, append(slices.Clone(g.trigs), g.hits...))
+		fd.Trigger, fd.Method = trig.trigger, method(g.hits)
+		fd.Flows = uint32(len(g.trigs) + len(g.hits))
+		fd.FailedFlows = uint32(len(g.hits))
+		fd.Confidence = conf(0.6, len(g.hits), 0)
 		fd.Verdict = "confirmed"
-		if len(hit) == 1 && trig.injection < 0.5 {
+		if len(g.hits) == 1 && trig.injection < 0.5 {
 			fd.Verdict = "likely"
 		}
-		fd.Evidence = fmt.Sprintf("after a flow naming %s was cut at %s, %d later flow(s) to %s:%d failed within %s (%s)",
-			trig.name, trig.stage, len(hit), ip, trig.serverPort, j.set.cfg.ResidualWindow, outcomeMix(hit))
+		fd.Evidence = fmt.Sprintf("after %d flow(s) naming %s were cut (%s), %d later flow(s) to %s:%d failed at the handshake within %s (%s)",
+			len(g.trigs), k.name, trig.stage, len(g.hits), ip, k.port, j.set.cfg.ResidualWindow, outcomeMix(g.hits))
 		j.emit(fd)
 	}
 }
@@ -148,7 +168,7 @@ func nameRule(j *judgement, ip string, flows []*summary) {
 	byName := map[target][]*summary{}
 	var targets []target
 	for _, f := range flows {
-		if f.name == "" || j.consumed[f] {
+		if f.name == "" && f.trigger != "esni" || j.consumed[f] {
 			continue
 		}
 		k := target{f.trigger, f.name}
@@ -187,6 +207,13 @@ func nameRule(j *judgement, ip string, flows []*summary) {
 				inj += f.injection
 			}
 		}
+		// Without a same-address control or forged-looking resets, a
+		// pattern needs repetition: one or two failures are what servers
+		// and captures do by themselves. Their flow records still say
+		// what happened.
+		if controls == 0 && inj/float64(max(resets, 1)) < 0.6 && len(failed) < 3 {
+			continue
+		}
 		kind := schemas.KindSNIBlackhole
 		method := "drop"
 		if resets*2 >= len(failed) && resets > 0 {
@@ -213,7 +240,11 @@ func nameRule(j *judgement, ip string, flows []*summary) {
 		}
 		fd.Confidence = conf(0.4+0.3*inj, len(failed), controls)
 		var ev strings.Builder
-		fmt.Fprintf(&ev, "%d of %d flows naming %s (%s) failed at %s (%s)", len(failed), len(fs), name, failed[0].trigger, failed[0].stage, outcomeMix(failed))
+		what := "naming " + name
+		if name == "" {
+			what = "hiding their name (ESNI/ECH without SNI)"
+		}
+		fmt.Fprintf(&ev, "%d of %d flows %s (%s) failed at %s (%s)", len(failed), len(fs), what, failed[0].trigger, failed[0].stage, outcomeMix(failed))
 		if controls > 0 {
 			fmt.Fprintf(&ev, "; %d flows to the same address naming %d other hosts succeeded", controls, len(controlNames))
 		} else {
@@ -226,6 +257,9 @@ func nameRule(j *judgement, ip string, flows []*summary) {
 		j.emit(fd)
 	}
 }
+
+// maxBlockPorts: flows to more ports of one address than this are a scan.
+const maxBlockPorts = 16
 
 // ipBlockRule: every flow to the address fails at the handshake, whatever
 // it would have named; the finding lists the collateral.
@@ -244,8 +278,8 @@ func ipBlockRule(j *judgement, ip string, flows []*summary) {
 			ports[f.serverPort] = true
 		}
 	}
-	if len(failed) < j.set.cfg.MinBlockFlows {
-		return
+	if len(failed) < j.set.cfg.MinBlockFlows || len(ports) > maxBlockPorts {
+		return // too few to call, or a port scan rather than users
 	}
 	port := uint16(0)
 	if len(ports) == 1 {
@@ -255,6 +289,12 @@ func ipBlockRule(j *judgement, ip string, flows []*summary) {
 	fd.Trigger, fd.Method = "ip", method(failed)
 	fd.Flows, fd.FailedFlows = uint32(len(failed)), uint32(len(failed))
 	fd.Collateral = j.set.collateral(ip)
+	if len(fd.Collateral) == 0 && fd.Method != "icmp" {
+		// Nothing anyone wanted is known to live there: a dead or
+		// closed host looks the same. An administratively-prohibited
+		// ICMP is a statement of its own.
+		return
+	}
 	// Names of the collateral that work on other addresses show the block
 	// is on the address, not the name.
 	elsewhere := 0
@@ -272,7 +312,7 @@ func ipBlockRule(j *judgement, ip string, flows []*summary) {
 	switch {
 	case synSeen == 0:
 		fd.Verdict = "insufficient_evidence"
-	case fd.Method == "icmp" || len(fd.Collateral) >= 2 || elsewhere > 0 || len(ports) >= 2:
+	case fd.Method == "icmp" || len(fd.Collateral) >= 2 || elsewhere > 0:
 		fd.Verdict = "confirmed"
 	default:
 		fd.Verdict = "likely"
@@ -357,7 +397,7 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 	switch {
 	case len(elsewhere) > 0 && median(elsewhere) >= ratio*mine:
 		j.emitThrottle(ip, "", all, mine, median(elsewhere), "other addresses", true)
-	case mine < j.set.cfg.SlowPathBps && !j.fasterAnywhere(mine):
+	case mine < j.set.cfg.SlowPathBps && !j.fasterAnywhere(mine) && j.candidates() >= 2:
 		j.emitThrottle(ip, "", all, mine, 0, "", false)
 	}
 }
@@ -373,6 +413,20 @@ func (j *judgement) fasterAnywhere(rate float64) bool {
 		}
 	}
 	return false
+}
+
+// candidates counts the window's bulk transfers long enough to show a
+// plateau: one transfer alone cannot say the path is slow for everyone.
+func (j *judgement) candidates() int {
+	n := 0
+	for _, fs := range j.win.byIP {
+		for _, f := range fs {
+			if j.candidate(f) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func rates(fs []*summary) []float64 {
@@ -401,6 +455,12 @@ func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control f
 	fd.Targeted = targeted
 	if name == "" {
 		fd.Collateral = j.set.collateral(ip)
+	if len(fd.Collateral) == 0 && fd.Method != "icmp" {
+		// Nothing anyone wanted is known to live there: a dead or
+		// closed host looks the same. An administratively-prohibited
+		// ICMP is a statement of its own.
+		return
+	}
 	}
 	var retrans float64
 	for _, f := range fs {

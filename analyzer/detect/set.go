@@ -41,6 +41,9 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 	if st.Proto == schemas.ProtoTCP && st.Dir[flow.FromServer].SYNs > 0 && st.Dir[flow.FromServer].Net.Pkts > 0 {
 		s.ttl[r.ServerIP] = st.Dir[flow.FromServer].Net.FirstTTL
 	}
+	if a := st.Server.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return // nobody answers a multicast or broadcast "flow": nothing to judge
+	}
 	sum := summarize(st, r)
 	if sum.name != "" {
 		names := s.ipNames[r.ServerIP]

@@ -75,6 +75,8 @@ func summarize(st *flow.State, r *schemas.FlowRecord) *summary {
 		s.name, s.trigger = r.SNI, "sni"
 	case r.HTTPHost != "":
 		s.name, s.trigger = r.HTTPHost, "http_host"
+	case r.ECH:
+		s.trigger = "esni" // a ClientHello that hides its name
 	}
 	if d := st.Down; d != nil {
 		s.bytes = d.Bytes
