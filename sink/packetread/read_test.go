@@ -67,7 +67,7 @@ func randomPackets(r *rand.Rand, n int, vs ...string) []schemas.PacketMeta {
 	return pkts
 }
 
-func write(t *testing.T, root, name string, fileRows int64, pkts []schemas.PacketMeta) {
+func write(t testing.TB, root, name string, fileRows int64, pkts []schemas.PacketMeta) {
 	t.Helper()
 	ds, err := sink.Open(root, sink.Config{Name: name, FileRows: fileRows, BatchRows: 64})
 	if err != nil {
@@ -302,7 +302,7 @@ func TestBadInput(t *testing.T) {
 // panics nor publishes more rows than it read.
 func FuzzReadFile(f *testing.F) {
 	root := f.TempDir()
-	write(&testing.T{}, root, "seed", 0, randomPackets(rand.New(rand.NewPCG(4, 4)), 40, "v"))
+	write(f, root, "seed", 0, randomPackets(rand.New(rand.NewPCG(4, 4)), 40, "v"))
 	files, _ := Files(root)
 	for _, p := range files {
 		b, err := os.ReadFile(p)
