@@ -93,6 +93,9 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "tamperscope batch: packets of %d vantages %q were analyzed as one; use --vantage to analyze them apart\n",
 			len(st.Vantages), slices.Sorted(maps.Keys(st.Vantages)))
 	}
+	if st.Published > 0 && st.Snapshots == 0 {
+		fmt.Fprintln(stderr, "tamperscope batch: the archive holds no payload snapshots (written without --keep-payload): names (SNI, HTTP Host, certificates) and the findings that need them cannot be re-derived")
+	}
 	if !cfg.quiet && !out.json {
 		printFindings(stdout, out.findings)
 		printBatchSummary(stdout, st, eng.Stats(), time.Since(start), out)

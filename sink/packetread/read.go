@@ -50,6 +50,7 @@ type Stats struct {
 	BadRows   uint64 // rows that did not decode, skipped
 	Filtered  uint64 // rows of another vantage than Config.Vantage
 	Published uint64 // packets published
+	Snapshots uint64 // packets published with a payload snapshot
 	Batches   uint64
 	// Vantages counts the rows read per vantage id.
 	Vantages map[string]uint64
@@ -203,6 +204,7 @@ func (r *runner) add(p *schemas.PacketMeta) error {
 	r.b.Packets = append(r.b.Packets, *p)
 	q := &r.b.Packets[len(r.b.Packets)-1]
 	if len(p.Payload) > 0 {
+		r.st.Snapshots++
 		r.refs = append(r.refs, snapRef{len(r.b.Packets) - 1, len(r.b.Arena), len(p.Payload)})
 		r.b.Arena = append(r.b.Arena, p.Payload...)
 	}

@@ -114,6 +114,15 @@ func TestRoundTrip(t *testing.T) {
 	if st.BadFiles != 0 || st.BadRows != 0 || st.Published != uint64(len(a)+len(b)) || st.Rows != st.Published {
 		t.Fatalf("stats %+v, want %d rows, all published", st, len(a)+len(b))
 	}
+	snaps := 0
+	for _, p := range append(slices.Clone(a), b...) {
+		if len(p.Payload) > 0 {
+			snaps++
+		}
+	}
+	if st.Snapshots != uint64(snaps) {
+		t.Errorf("%d snapshots counted, %d written", st.Snapshots, snaps)
+	}
 	if st.Files < 2*3 || c.batches < (len(a)+len(b))/256 {
 		t.Errorf("%d files, %d batches: rotation or batching not exercised", st.Files, c.batches)
 	}
