@@ -84,8 +84,9 @@ type State struct {
 const maxHistory = 64
 
 // DirStats are the counters of one direction. The fields a packet updates
-// come first and fill two cache lines; the rest pads the struct to three,
-// so both directions start on a line.
+// come first and fill two cache lines (the tracker's hole list, needed only
+// when segments go missing, starts the third); the rest pads the struct to
+// three lines, so both directions start on a line.
 type DirStats struct {
 	Pkts        uint64
 	IPBytes     uint64 // IP total length summed
@@ -102,21 +103,21 @@ type DirStats struct {
 	Net NetTrace // TTL and IP ID of this direction's packets
 
 	// TCP.
-	Window uint16 // latest window (unscaled)
-	SawSYN bool
-	SawAck bool
-	seq    seqTracker
-
-	RetransBytes uint64
-	ISN          uint32
-	SYNs         uint32 // SYN packets (SYN-ACKs for the server)
-	FINs         uint32
-	RSTs         uint32
-	ZeroWindows  uint32 // packets advertising window 0 (not RSTs)
+	Window       uint16 // latest window (unscaled)
+	SawSYN       bool
+	SawAck       bool
 	Retrans      uint32 // data segments entirely below MaxSeq whose bytes were all seen, or filled a hole late
+	RetransBytes uint64
 	OOO          uint32 // data segments that filled a hole soon after it opened
-	WScale       uint8
-	_            [11]byte
+	seq          seqTracker
+
+	ISN         uint32
+	SYNs        uint32 // SYN packets (SYN-ACKs for the server)
+	FINs        uint32
+	RSTs        uint32
+	ZeroWindows uint32 // packets advertising window 0 (not RSTs)
+	WScale      uint8
+	_           [11]byte
 }
 
 // NetTrace summarises the IP TTL and identification of a direction.
@@ -234,21 +235,21 @@ type Throughput struct {
 // SYN), up to Config.StreamBytes. The slice aliases a table buffer: it is
 // valid until StopCollect(dir) or the end of the flow.
 func (s *State) Stream(d Dir) []byte {
-	b := s.buf[d]
-	if b == nil || s.stopped[d] || s.Proto != schemas.ProtoTCP {
+	// Flags on the first line decide before the buffer pointer is loaded.
+	if s.stopped[d] || s.Proto != schemas.ProtoTCP || s.buf[d] == nil {
 		return nil
 	}
-	return b.contiguous()
+	return s.buf[d].contiguous()
 }
 
 // Datagrams returns the first UDP datagrams' payloads of a direction (up to
 // Config.Datagrams of them within Config.DatagramBytes). The slices alias a
 // table buffer: valid until StopCollect(dir) or the end of the flow.
 func (s *State) Datagrams(d Dir) [][]byte {
-	b := s.buf[d]
-	if b == nil || s.stopped[d] || s.Proto == schemas.ProtoTCP {
+	if s.stopped[d] || s.Proto == schemas.ProtoTCP || s.buf[d] == nil {
 		return nil
 	}
+	b := s.buf[d]
 	return b.views[:b.ndgram]
 }
 

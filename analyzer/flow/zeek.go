@@ -48,23 +48,24 @@ type zEndpoint struct {
 	// Reassembler model, for content gaps ('g'); blocks are in zCold.
 	reassem uint64 // last_reassem_seq
 	trim    uint64 // trim_seq
+	// Retransmissions ('t') are common enough to count on this line.
+	rxmtCnt, rxmtThresh uint32
 }
 
 type zCold struct {
 	histSYN, histFIN    uint64
 	histRST             uint64
-	rxmtCnt, rxmtThresh uint32
 	win0Cnt, win0Thresh uint32
 	gapCnt, gapThresh   uint32
 	blk                 [maxHoles]struct{ lo, hi uint64 }
 }
 
 func (e *zEndpoint) reset() {
-	*e = zEndpoint{reassem: 1, trim: 1}
+	*e = zEndpoint{reassem: 1, trim: 1, rxmtThresh: 1}
 }
 
 func (c *zCold) reset() {
-	*c = zCold{rxmtThresh: 1, win0Thresh: 1, gapThresh: 1}
+	*c = zCold{win0Thresh: 1, gapThresh: 1}
 }
 
 func seqDelta(a, b uint32) int32 { return int32(a - b) }
@@ -351,7 +352,7 @@ func (s *State) zeekTCP(p *schemas.PacketMeta, side uint8) {
 	case deltaLast > 0:
 		e.updateLast(onePast)
 	case length > 0:
-		s.scaled(side, 'T', &ec.rxmtCnt, &ec.rxmtThresh)
+		s.scaled(side, 'T', &e.rxmtCnt, &e.rxmtThresh)
 	}
 
 	doClose := s.stateMachine(side, base, ackSeq, length, deltaLast, syn, fin, rst, ack)
