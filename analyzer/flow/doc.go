@@ -8,6 +8,23 @@
 // open-addressing table without tombstones, payload buffers come from a
 // free list, and everything is recycled when a flow ends.
 //
+// Memory layout. With many live flows each packet's State is a likely
+// cache miss, so the table is laid out by how often fields are touched.
+// Index slots are 8 bytes (32 hash bits and the State index), so the index
+// of a full table stays in cache and the key is compared only on a hash
+// match. A State puts what every packet reads on its first cache line, the
+// per-direction counters and the hot half of each Zeek endpoint on lines of
+// their own, and handshake-only and end-of-flow fields last. Reset evidence
+// (State.RST) comes from a free list on the first RST; throughput bins
+// (State.Down) sit in an array parallel to the States, zeroed on the first
+// server data; both stay nil for flows without. LRU links live in a dense
+// array beside the States. On BenchmarkUpdate (1M packets over 50k
+// interleaved flows, `go test ./analyzer/flow -run xxx -bench Update
+// -benchtime 3000000x`, old and new runs interleaved on a shared 2-core
+// AMD EPYC) this took Update from 343-420 ns to 143-207 ns per packet;
+// what remains is mostly the DRAM miss on the State's first line, which
+// only prefetching a later packet's State could hide.
+//
 // Client and server. The client is the sender of the first SYN without ACK.
 // Without one, the table follows Zeek's WantConnection heuristic on its
 // likely server ports (Config.ServerPorts): the side whose port is listed
@@ -43,7 +60,8 @@
 // Payload comes from PacketMeta.Payload, the capture's snapshot: bytes it
 // does not carry leave a hole. A collecting direction holds a buffer of
 // max(StreamBytes, DatagramBytes) bytes; State.StopCollect returns it to the
-// free list, which the engine should do as soon as its parser is done.
+// free list at once, which the engine should do as soon as its parser is
+// done: the next flow then reuses a buffer that is still in cache.
 //
 // Expiry uses packet time only. Flows sit in one LRU list per timeout class
 // (TCP attempt, TCP, TCP closed, UDP, ICMP), so expiry pops list tails and
