@@ -29,8 +29,9 @@ type Frame struct {
 }
 
 // Source yields frames in capture order. Next returns io.EOF at the end of
-// the input; any other error ends the source, with every frame before it
-// already delivered (a corrupt tail keeps what was read).
+// the input and ErrNoFrame when a live source has nothing yet; any other
+// error ends the source, with every frame before it already delivered (a
+// corrupt tail keeps what was read).
 type Source interface {
 	Next(f *Frame) error
 	Stats() Stats
@@ -44,6 +45,11 @@ type Stats struct {
 	Drops  uint64 // frames the source lost (kernel or ring drops)
 	Skips  uint64 // records skipped as unreadable
 }
+
+// ErrNoFrame is returned by live sources when their poll timeout passed
+// without a frame: nothing is wrong, call Next again. It lets the caller
+// flush what it holds while traffic is light.
+var ErrNoFrame = errors.New("no frame within the poll timeout")
 
 // ErrUnsupportedLinkType is returned (wrapped) by sources whose input uses
 // a link type the decoder cannot read.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer/decode"
 	"github.com/tamperscope/tamperscope/capture"
@@ -22,6 +23,10 @@ type Config struct {
 	Snap SnapConfig
 	// Decode configures the decoder (vantage id, tunnel ports).
 	Decode decode.Options
+	// FlushInterval, when set, bounds how long a packet waits in a
+	// partial batch: live sources set it (100ms is a good value) so light
+	// traffic still reaches the analyzer promptly. Files leave it 0.
+	FlushInterval time.Duration
 	// Progress, when set, is updated as frames are read, for progress
 	// display from another goroutine.
 	Progress *Progress
@@ -94,12 +99,31 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 
 	var f capture.Frame
 	var readErr error
-	for {
+	lastFlush := time.Now()
+	flushIfStale := func() error {
+		if cfg.FlushInterval > 0 && len(b.Packets) > 0 && time.Since(lastFlush) >= cfg.FlushInterval {
+			lastFlush = time.Now()
+			return flush()
+		}
+		return nil
+	}
+	for n := uint64(0); ; n++ {
 		if err := src.Next(&f); err != nil {
+			if errors.Is(err, capture.ErrNoFrame) {
+				if err := flushIfStale(); err != nil {
+					return st, err
+				}
+				continue
+			}
 			if !errors.Is(err, io.EOF) {
 				readErr = err
 			}
 			break
+		}
+		if n&63 == 0 {
+			if err := flushIfStale(); err != nil {
+				return st, err
+			}
 		}
 		if cfg.Progress != nil && dec.Stats().Frames&1023 == 0 {
 			s := src.Stats()

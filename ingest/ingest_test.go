@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -197,3 +198,62 @@ func (d *discard) Get() *schemas.PacketBatch {
 	b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
 	return b
 }
+
+// idle is a live source that has nothing for a while after its frames.
+type idle struct {
+	frames
+	waits int
+}
+
+func (s *idle) Next(f *capture.Frame) error {
+	if s.i == len(s.f) && s.waits > 0 {
+		s.waits--
+		time.Sleep(2 * time.Millisecond) // the poll timeout of a live source
+		return capture.ErrNoFrame
+	}
+	return s.frames.Next(f)
+}
+
+// TestFlushIntervalOnIdleSource: with a flush interval, a partial batch
+// is published while a live source is idle, not only at its end.
+func TestFlushIntervalOnIdleSource(t *testing.T) {
+	src := &idle{frames: frames{f: []capture.Frame{tcpFrame(t, "192.0.2.1", "198.51.100.1", 40000, 443, true, nil)}}, waits: 100}
+	// The publisher runs on Run's goroutine: it can read the source.
+	pub := &firstPublish{got: make(chan int, 4), idleLeft: func() int { return src.waits }}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := Run(context.Background(), src, pub, Config{FlushInterval: time.Millisecond}); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case n := <-pub.got:
+		if n != 1 {
+			t.Errorf("first batch has %d packets, want 1", n)
+		}
+		if left := <-pub.got; left == 0 {
+			t.Error("the batch was published only when the source ended")
+		}
+	case <-done:
+		t.Fatal("Run ended without publishing")
+	}
+	<-done
+}
+
+type firstPublish struct {
+	got      chan int
+	idleLeft func() int
+	n        int
+}
+
+// Publish reports the first batch's size and how many idle polls the
+// source still had to go.
+func (p *firstPublish) Publish(_ context.Context, b *schemas.PacketBatch) error {
+	if p.n++; p.n == 1 {
+		p.got <- len(b.Packets)
+		p.got <- p.idleLeft()
+	}
+	return nil
+}
+func (p *firstPublish) Close() error { return nil }

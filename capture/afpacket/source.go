@@ -85,7 +85,7 @@ func (s *Source) Next(f *capture.Frame) error {
 		data, ci, err := s.tp.ZeroCopyReadPacketData()
 		if err != nil {
 			if errors.Is(err, afpacket.ErrTimeout) {
-				continue
+				return capture.ErrNoFrame
 			}
 			return fmt.Errorf("read AF_PACKET: %w", err)
 		}

@@ -34,6 +34,9 @@ type Config struct {
 	FlushInterval time.Duration
 	// Vantage is copied into every PacketMeta.
 	Vantage string
+	// Anonymize, when set, rewrites every packet before it is published
+	// (privacy.Pseudonymizer).
+	Anonymize ingest.Anonymizer
 	// Attached, when set, runs once the program is attached and before
 	// the first record is read: the place to drop privileges.
 	Attached func(mode bpf.AttachMode) error
@@ -162,6 +165,7 @@ type reader struct {
 	batchSize  int
 	flushEvery time.Duration
 	vantage    string
+	anon       ingest.Anonymizer
 	clock      monoClock
 	b          *schemas.PacketBatch
 	refs       []snapRef
@@ -173,7 +177,7 @@ type reader struct {
 type snapRef struct{ idx, off, n int }
 
 func newReader(pub transport.Publisher, cfg Config) *reader {
-	r := &reader{pub: pub, batchSize: cfg.BatchSize, flushEvery: cfg.FlushInterval, vantage: cfg.Vantage}
+	r := &reader{pub: pub, batchSize: cfg.BatchSize, flushEvery: cfg.FlushInterval, vantage: cfg.Vantage, anon: cfg.Anonymize}
 	if r.batchSize <= 0 {
 		r.batchSize = 4096
 	}
@@ -249,6 +253,9 @@ func (r *reader) add(ctx context.Context, raw []byte) error {
 			segment(p, rec, k, segs, size)
 			lo := min(k*size, len(snap))
 			s = snap[lo:min(lo+size, len(snap))]
+		}
+		if r.anon != nil {
+			r.anon.Anonymize(p)
 		}
 		if len(s) > 0 {
 			r.refs = append(r.refs, snapRef{len(r.b.Packets) - 1, len(r.b.Arena), len(s)})

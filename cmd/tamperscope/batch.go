@@ -12,7 +12,6 @@ import (
 
 	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
-	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/sink/packetread"
 	"github.com/tamperscope/tamperscope/transport"
 )
@@ -61,20 +60,16 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 	if _, err := packetread.Files(cfg.packets); err != nil {
 		return err
 	}
-	out := &replayOutput{stdout: stdout, json: cfg.format == "json"}
-	if cfg.out != "" {
-		ds, err := sink.Open(cfg.out, sink.Config{Version: version, Name: "batch"})
-		if err != nil {
-			return fmt.Errorf("open datasets: %w", err)
-		}
-		out.ds = ds
+	out, err := newOutput(stdout, cfg.format, cfg.out, "batch")
+	if err != nil {
+		return err
 	}
 	eng := analyzer.New(analyzer.Config{Flow: flow.Config{MaxFlows: cfg.maxFlows}}, out)
 	start := time.Now()
 	var st packetread.Stats
 	var readErr error
 	var fileErrs []error
-	err := analyze(ctx, func(pub transport.Publisher) {
+	err = analyze(ctx, func(pub transport.Publisher) {
 		st, readErr = packetread.Run(ctx, cfg.packets, pub, packetread.Config{
 			Vantage: cfg.vantage,
 			OnError: func(err error) {
@@ -82,7 +77,7 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 				fmt.Fprintf(stderr, "tamperscope batch: %v (skipped)\n", err)
 			},
 		})
-	}, eng, out, false, nil, func() {})
+	}, eng, out, archiveOptions{}, nil, func() {})
 	if err != nil {
 		return err
 	}
@@ -98,7 +93,8 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 	}
 	if !cfg.quiet && !out.json {
 		printFindings(stdout, out.findings)
-		printBatchSummary(stdout, st, eng.Stats(), time.Since(start), out)
+		out.printSummary(fmt.Sprintf("%d packets from %d files (%d bad files, %d bad rows, %d of other vantages) in %.2fs",
+			st.Published, st.Files, st.BadFiles, st.BadRows, st.Filtered, time.Since(start).Seconds()), eng.Stats())
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -107,14 +103,4 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 		return partialError{fmt.Errorf("%d of %d files unreadable or cut short, %d bad rows skipped", st.BadFiles, st.Files, st.BadRows)}
 	}
 	return nil
-}
-
-func printBatchSummary(w io.Writer, st packetread.Stats, es analyzer.Stats, el time.Duration, o *replayOutput) {
-	fmt.Fprintf(w, "\n%d packets from %d files (%d bad files, %d bad rows, %d of other vantages) in %.2fs, %d flows (%d evicted), %d ClientHellos, %d QUIC Initials, %d HTTP requests, %d findings\n",
-		st.Published, st.Files, st.BadFiles, st.BadRows, st.Filtered, el.Seconds(), o.flows, es.Flow.Evicted,
-		es.Parse.ClientHellos+es.Parse.QUICHellos, es.Parse.QUICInitials, es.Parse.HTTPRequests, len(o.findings))
-	if o.ds != nil {
-		st := o.ds.Stats()
-		fmt.Fprintf(w, "datasets: %d flow rows, %d finding rows\n", st.Flows.Rows, st.Findings.Rows)
-	}
 }

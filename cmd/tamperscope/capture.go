@@ -11,8 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -29,9 +27,8 @@ import (
 	"github.com/tamperscope/tamperscope/capture/afpacket"
 	"github.com/tamperscope/tamperscope/capture/ebpf"
 	"github.com/tamperscope/tamperscope/ingest"
-	"github.com/tamperscope/tamperscope/schemas"
-	"github.com/tamperscope/tamperscope/sink"
-	"github.com/tamperscope/tamperscope/transport/inproc"
+	"github.com/tamperscope/tamperscope/privacy"
+	"github.com/tamperscope/tamperscope/transport"
 )
 
 const captureExamples = `  tamperscope capture --iface eth0 --out /var/lib/tamperscope
@@ -41,11 +38,15 @@ const captureExamples = `  tamperscope capture --iface eth0 --out /var/lib/tampe
 
 type captureConfig struct {
 	iface, out, pcap, source, vantage, format string
-	packets                                   bool
+	packets, keepPayload                      bool
 	filter                                    bpf.Filter
 	snapBytes                                 int
 	report                                    time.Duration
+	pseudo                                    *privacy.Pseudonymizer // nil: addresses as captured
 }
+
+// defaultKeyFile holds the pseudonymization key of a vantage.
+const defaultKeyFile = "/var/lib/tamperscope/pseudonymize.key"
 
 func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg captureConfig
@@ -64,16 +65,24 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&exNets, "exclude-nets", "", "never record packets from or to these CIDRs (e.g. the Kafka brokers)")
 	fs.IntVar(&cfg.snapBytes, "snap-bytes", 0, "payload snapshot per flow direction, eBPF source (default 2048; AF_PACKET follows ingest's policy)")
 	fs.DurationVar(&cfg.report, "report", 10*time.Second, "log packet, drop and flow counts to stderr this often")
+	keyFile := fs.String("pseudonymize-key", defaultKeyFile, "Crypto-PAn key for pseudonymizing local addresses, created (mode 0600) if missing; see docs/privacy.md")
+	localNets := fs.String("local-net", "", "comma-separated CIDRs whose addresses are pseudonymized (default: this host's addresses, RFC 1918, CGNAT, link-local, ULA)")
+	noPseudo := fs.Bool("no-pseudonymize", false, "record local addresses as captured")
+	fs.BoolVar(&cfg.keepPayload, "keep-payload", false, "keep payload snapshots in the packets/ dataset (by default only the fields parsed from them are stored)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var err error
 	if cfg.filter.Ports, err = parsePorts(ports); err == nil {
 		if cfg.filter.ExcludePorts, err = parsePorts(exPorts); err == nil {
-			if cfg.filter.Nets, err = parseNets(nets); err == nil {
-				cfg.filter.ExcludeNets, err = parseNets(exNets)
+			if cfg.filter.Nets, err = privacy.ParsePrefixes(nets); err == nil {
+				cfg.filter.ExcludeNets, err = privacy.ParsePrefixes(exNets)
 			}
 		}
+	}
+	var local []netip.Prefix
+	if err == nil && !*noPseudo {
+		local, err = privacy.ParsePrefixes(*localNets)
 	}
 	switch {
 	case err != nil:
@@ -94,6 +103,18 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.pcap != "" {
 		cfg.source = "afpacket"
 	}
+	if !*noPseudo {
+		// Before anything is captured: nothing leaves this process with
+		// a local address in it.
+		key, err := privacy.LoadOrCreateKey(*keyFile)
+		if err != nil {
+			return fmt.Errorf("pseudonymization key (or --no-pseudonymize): %w", err)
+		}
+		if local, err = privacy.LocalPrefixes(local); err != nil {
+			return err
+		}
+		cfg.pseudo = privacy.NewPseudonymizer(key, local)
+	}
 	return captureLive(ctx, cfg, stdout, stderr)
 }
 
@@ -112,176 +133,97 @@ func parsePorts(s string) ([]uint16, error) {
 	return out, nil
 }
 
-func parseNets(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("parse network %q: %w", f, err)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// captureOutput counts flows for the periodic report, which runs on
-// another goroutine.
-type captureOutput struct {
-	*replayOutput
-	n atomic.Uint64
-}
-
-func (o *captureOutput) Flow(r *schemas.FlowRecord) error {
-	o.n.Add(1)
-	return o.replayOutput.Flow(r)
-}
-
+// captureLive runs the chosen source into the in-process analyzer until
+// ctx ends; the source then drains and the analyzer flushes, so nothing
+// read is lost on SIGINT/SIGTERM.
 func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Writer) error {
-	out := &captureOutput{replayOutput: &replayOutput{stdout: stdout, json: cfg.format == "json"}}
-	if cfg.out != "" {
-		ds, err := sink.Open(cfg.out, sink.Config{Version: version, Name: "capture"})
-		if err != nil {
-			return fmt.Errorf("open datasets: %w", err)
-		}
-		out.ds = ds
+	out, err := newOutput(stdout, cfg.format, cfg.out, "capture")
+	if err != nil {
+		return err
 	}
 	eng := analyzer.New(analyzer.Config{}, out)
-	pipe := inproc.New(8)
-
-	// The producer runs until ctx ends, then drains and closes the pipe;
-	// the consumer below runs until the pipe is closed, so nothing read is
-	// lost on SIGINT/SIGTERM.
-	var summary func() string
+	var summary string
 	var capErr error
-	var wg sync.WaitGroup
-	started := make(chan error, 1)
-	startOnce := sync.OnceFunc(func() { close(started) })
-	source := cfg.source
-	if source != "afpacket" {
+	procErr := analyze(ctx, func(pub transport.Publisher) {
+		summary, capErr = runSource(ctx, cfg, pub, func() uint64 { return out.flowCount() })
+	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, nil, func() {})
+	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", len(out.findings))
+	if !out.json {
+		printFindings(stdout, out.findings)
+		fmt.Fprintf(stdout, "\n%s; %d flows, %d findings\n", summary, out.flowCount(), len(out.findings))
+	}
+	return errors.Join(capErr, procErr)
+}
+
+// runSource captures from cfg.iface into pub until ctx ends: eBPF unless
+// it cannot load or attach (with --source auto), AF_PACKET otherwise. It
+// returns a one-line summary of what the source saw and lost.
+func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, flows func() uint64) (string, error) {
+	var anon ingest.Anonymizer
+	if cfg.pseudo != nil {
+		anon = cfg.pseudo
+	}
+	if cfg.source != "afpacket" {
+		attached := false
 		ecfg := ebpf.Config{
 			BPF:            bpf.Config{SnapBytes: cfg.snapBytes, Filter: cfg.filter},
 			Vantage:        cfg.vantage,
+			Anonymize:      anon,
 			ReportInterval: cfg.report,
 			Attached: func(mode bpf.AttachMode) error {
+				attached = true
 				slog.Info("capture started", "source", "ebpf", "iface", cfg.iface, "attach", mode.String())
 				var keep []uintptr
 				if mode == bpf.AttachClsact {
 					keep = append(keep, unix.CAP_NET_ADMIN) // to remove the cls_bpf filters at exit
 				}
 				dropCapabilities(keep...)
-				startOnce()
 				return nil
 			},
 			Report: func(s ebpf.Stats) {
-				slog.Info("capture", "packets", s.Published, "records", s.Records, "drops", s.Drops(), "filtered", s.Kernel.Filtered, "flows", out.n.Load())
+				slog.Info("capture", "packets", s.Published, "records", s.Records, "drops", s.Drops(), "filtered", s.Kernel.Filtered, "flows", flows())
 			},
 		}
-		var est ebpf.Stats
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			est, capErr = ebpf.Run(ctx, cfg.iface, pipe, ecfg)
-			if capErr != nil && cfg.source == "auto" && est.Records == 0 {
-				select {
-				case <-started:
-				default:
-					// Not attached: fall back to AF_PACKET.
-					slog.Warn("eBPF source unavailable, falling back to AF_PACKET", "err", capErr)
-					started <- capErr
-					return
-				}
-			}
-			pipe.Close()
-			startOnce()
-		}()
-		if err, fellBack := <-started; fellBack && err != nil {
-			wg.Wait()
-			source = "afpacket"
-		} else {
-			source = "ebpf"
+		est, err := ebpf.Run(ctx, cfg.iface, pub, ecfg)
+		if err == nil || attached || cfg.source == "ebpf" {
+			return fmt.Sprintf("ebpf: %d packets (%d records, %d split), %d drops (ring %d, flow map %d), %d filtered, %d non-IP, %d malformed",
+				est.Published, est.Records, est.Split, est.Drops(), est.Kernel.RingDrops, est.Kernel.FlowDrops, est.Kernel.Filtered, est.Kernel.NotIP, est.Kernel.Malformed), err
 		}
-		summary = func() string {
-			return fmt.Sprintf("%d packets (%d records, %d split), %d drops (ring %d, flow map %d), %d filtered, %d non-IP, %d malformed",
-				est.Published, est.Records, est.Split, est.Drops(), est.Kernel.RingDrops, est.Kernel.FlowDrops, est.Kernel.Filtered, est.Kernel.NotIP, est.Kernel.Malformed)
+		slog.Warn("eBPF source unavailable, falling back to AF_PACKET", "err", err)
+	}
+	src, err := afpacket.Open(cfg.iface, afpacket.Config{Filter: cfg.filter})
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	var s capture.Source = src
+	var pw *pcapWriter
+	if cfg.pcap != "" {
+		if pw, err = newPcapWriter(cfg.pcap, src); err != nil {
+			return "", err
+		}
+		s = pw
+	}
+	dropCapabilities()
+	slog.Info("capture started", "source", "afpacket", "iface", cfg.iface)
+	stopReport := every(cfg.report, func() {
+		st := src.Stats()
+		slog.Info("capture", "packets", st.Frames, "drops", st.Drops, "filtered", st.Skips, "flows", flows())
+	})
+	defer stopReport()
+	go func() { <-ctx.Done(); src.Stop() }()
+	// Stopped through src.Stop so the tail is still published.
+	ist, err := ingest.Run(context.WithoutCancel(ctx), s, pub, ingest.Config{
+		Decode:        decode.Options{Vantage: cfg.vantage},
+		Anonymize:     anon,
+		FlushInterval: 100 * time.Millisecond,
+	})
+	if pw != nil {
+		if cerr := pw.close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
-	if source == "afpacket" {
-		capErr = nil
-		src, err := afpacket.Open(cfg.iface, afpacket.Config{Filter: cfg.filter})
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		var s capture.Source = src
-		var pw *pcapWriter
-		if cfg.pcap != "" {
-			if pw, err = newPcapWriter(cfg.pcap, src); err != nil {
-				return err
-			}
-			s = pw
-		}
-		dropCapabilities()
-		slog.Info("capture started", "source", "afpacket", "iface", cfg.iface)
-		stopReport := every(cfg.report, func() {
-			st := src.Stats()
-			slog.Info("capture", "packets", st.Frames, "drops", st.Drops, "filtered", st.Skips, "flows", out.n.Load())
-		})
-		go func() { <-ctx.Done(); src.Stop() }()
-		var ist ingest.Stats
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer stopReport()
-			// Stopped through src.Stop so the tail is still published.
-			ist, capErr = ingest.Run(context.WithoutCancel(ctx), s, pipe, ingest.Config{Decode: decode.Options{Vantage: cfg.vantage}})
-			if pw != nil {
-				if err := pw.close(); err != nil && capErr == nil {
-					capErr = err
-				}
-			}
-			pipe.Close()
-		}()
-		summary = func() string {
-			return fmt.Sprintf("%d packets (%d skipped), %d drops, %d filtered", ist.Source.Frames, ist.Skipped(), ist.Source.Drops, ist.Source.Skips)
-		}
-	}
-
-	var procErr error
-	for {
-		d, err := pipe.Next(context.WithoutCancel(ctx))
-		if err != nil {
-			break
-		}
-		if procErr == nil && out.ds != nil && cfg.packets {
-			procErr = out.ds.WritePackets(d.Batch.Packets)
-		}
-		if procErr == nil {
-			procErr = eng.Process(d.Batch)
-		}
-		pipe.Release(d)
-	}
-	wg.Wait()
-	if err := eng.Close(); err != nil && procErr == nil {
-		procErr = err
-	}
-	if out.ds != nil {
-		if err := out.ds.Close(); err != nil && procErr == nil {
-			procErr = fmt.Errorf("close datasets: %w", err)
-		}
-	}
-	slog.Info("capture ended", "source", source, "summary", summary(), "flows", out.n.Load(), "findings", len(out.findings))
-	if !out.json {
-		printFindings(stdout, out.findings)
-		fmt.Fprintf(stdout, "\n%s; %d flows, %d findings\n", summary(), out.n.Load(), len(out.findings))
-	}
-	return errors.Join(capErr, procErr)
+	return fmt.Sprintf("afpacket: %d packets (%d skipped), %d drops, %d filtered", ist.Source.Frames, ist.Skipped(), ist.Source.Drops, ist.Source.Skips), err
 }
 
 // every calls fn every d until the returned func is called.

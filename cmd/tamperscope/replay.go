@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,25 +25,26 @@ import (
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport"
-	"github.com/tamperscope/tamperscope/transport/inproc"
 )
 
 const replayExamples = `  tamperscope replay capture.pcapng
   tamperscope replay --out datasets/ day1/*.pcap.gz
-  tamperscope replay --format json capture.pcap | jq 'select(.kind != null)'
+  tamperscope replay --format json capture.pcap | jq 'select(.record == "finding")'
+  tamperscope replay --out archive/ --packets --keep-payload capture.pcap   # for tamperscope batch later
 `
 
 type replayConfig struct {
-	files    []string
-	out      string
-	format   string
-	packets  bool
-	vantage  string
-	maxFlows int
-	progress string
-	quiet    bool
-	cpuprof  string
-	metrics  string
+	files       []string
+	out         string
+	format      string
+	packets     bool
+	vantage     string
+	maxFlows    int
+	progress    string
+	quiet       bool
+	keepPayload bool
+	cpuprof     string
+	metrics     string
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,6 +53,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.out, "out", "", "write Parquet datasets (flows/, findings/) under `DIR`")
 	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table and summary) or json (flow records and findings as JSON lines)")
 	fs.BoolVar(&cfg.packets, "packets", false, "also write the packets/ dataset (packet metadata archive) under --out")
+	fs.BoolVar(&cfg.keepPayload, "keep-payload", false, "keep payload snapshots in the packets/ dataset, so batch can re-run the parsers later")
 	fs.StringVar(&cfg.vantage, "vantage", "", "vantage identifier recorded in every record")
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap; least recently active flows are evicted beyond it (default 262144)")
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
@@ -113,13 +114,9 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	}
 	defer src.Close()
 
-	out := &replayOutput{stdout: stdout, json: cfg.format == "json"}
-	if cfg.out != "" {
-		ds, err := sink.Open(cfg.out, sink.Config{Version: version, Name: "replay"})
-		if err != nil {
-			return fmt.Errorf("open datasets: %w", err)
-		}
-		out.ds = ds
+	out, err := newOutput(stdout, cfg.format, cfg.out, "replay")
+	if err != nil {
+		return err
 	}
 	eng := analyzer.New(analyzer.Config{Flow: flow.Config{MaxFlows: cfg.maxFlows}}, out)
 
@@ -144,9 +141,9 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	var ist ingest.Stats
 	var readErr error
 	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
-	err := analyze(ctx, func(pub transport.Publisher) {
+	err = analyze(ctx, func(pub transport.Publisher) {
 		ist, readErr = ingest.Run(ctx, src, pub, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}})
-	}, eng, out, cfg.packets, afterBatch, stopBar)
+	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, afterBatch, stopBar)
 	if err != nil {
 		return err
 	}
@@ -155,7 +152,9 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	}
 	if !cfg.quiet && !out.json {
 		printFindings(stdout, out.findings)
-		printSummary(stdout, ist, eng.Stats(), time.Since(start), out)
+		el := time.Since(start)
+		out.printSummary(fmt.Sprintf("%d packets (%d skipped) in %.2fs (%.2f Mpkt/s)",
+			ist.Source.Frames, ist.Skipped(), el.Seconds(), float64(ist.Source.Frames)/el.Seconds()/1e6), eng.Stats())
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -164,104 +163,6 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 		return partialError{errors.Join(append(openErrs, readErr)...)}
 	}
 	return nil
-}
-
-// analyze is the analyzer half that replay and batch share: produce runs
-// in its own goroutine and publishes batches to an in-process pipe; each
-// batch is archived to the packets/ dataset when archive is set, run
-// through eng, then afterBatch (when not nil) is called. After the input
-// ends analyze closes eng, calls stop (the progress bar) and closes out's
-// datasets; it returns the first error of processing or writing.
-func analyze(ctx context.Context, produce func(transport.Publisher), eng *analyzer.Engine, out *replayOutput, archive bool, afterBatch, stop func()) error {
-	pipe := inproc.New(8)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		produce(pipe)
-		pipe.Close()
-	}()
-	var procErr error
-	for {
-		d, err := pipe.Next(ctx)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				procErr = err
-			}
-			break
-		}
-		if procErr == nil && out.ds != nil && archive {
-			procErr = out.ds.WritePackets(d.Batch.Packets)
-		}
-		if procErr == nil {
-			procErr = eng.Process(d.Batch)
-		}
-		pipe.Release(d)
-		if afterBatch != nil {
-			afterBatch()
-		}
-	}
-	wg.Wait()
-	if procErr == nil {
-		procErr = eng.Close()
-	}
-	stop()
-	if out.ds != nil {
-		if err := out.ds.Close(); err != nil && procErr == nil {
-			procErr = fmt.Errorf("close datasets: %w", err)
-		}
-	}
-	return procErr
-}
-
-// replayOutput fans engine output out to the datasets, JSON lines and the
-// findings table.
-type replayOutput struct {
-	stdout   io.Writer
-	json     bool
-	ds       *sink.Dataset
-	enc      *json.Encoder
-	flows    uint64
-	findings []schemas.Finding
-}
-
-func (o *replayOutput) Flow(r *schemas.FlowRecord) error {
-	o.flows++
-	if o.ds != nil {
-		if err := o.ds.WriteFlow(r); err != nil {
-			return err
-		}
-	}
-	if o.json {
-		return o.line(struct {
-			Record string `json:"record"`
-			*schemas.FlowRecord
-		}{"flow", r})
-	}
-	return nil
-}
-
-func (o *replayOutput) Finding(f *schemas.Finding) error {
-	o.findings = append(o.findings, *f)
-	if o.ds != nil {
-		if err := o.ds.WriteFinding(f); err != nil {
-			return err
-		}
-	}
-	if o.json {
-		return o.line(struct {
-			Record string `json:"record"`
-			*schemas.Finding
-		}{"finding", f})
-	}
-	return nil
-}
-
-func (o *replayOutput) line(v any) error {
-	if o.enc == nil {
-		o.enc = json.NewEncoder(o.stdout)
-	}
-	return o.enc.Encode(v)
 }
 
 // startProgress draws a one-line progress bar on a terminal; it returns a
@@ -353,17 +254,6 @@ func trunc(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
-}
-
-func printSummary(w io.Writer, ist ingest.Stats, es analyzer.Stats, el time.Duration, o *replayOutput) {
-	pps := float64(ist.Source.Frames) / el.Seconds()
-	fmt.Fprintf(w, "\n%d packets (%d skipped) in %.2fs (%.2f Mpkt/s), %d flows (%d evicted), %d ClientHellos, %d QUIC Initials, %d HTTP requests, %d findings\n",
-		ist.Source.Frames, ist.Skipped(), el.Seconds(), pps/1e6, o.flows, es.Flow.Evicted,
-		es.Parse.ClientHellos+es.Parse.QUICHellos, es.Parse.QUICInitials, es.Parse.HTTPRequests, len(o.findings))
-	if o.ds != nil {
-		st := o.ds.Stats()
-		fmt.Fprintf(w, "datasets: %d flow rows, %d finding rows, %d packet rows\n", st.Flows.Rows, st.Findings.Rows, st.Packets.Rows)
-	}
 }
 
 // snapshot gathers the counters the metrics endpoint reports.

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tamperscope/tamperscope/analyzer"
+	"github.com/tamperscope/tamperscope/privacy"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport"
+	"github.com/tamperscope/tamperscope/transport/inproc"
+)
+
+// archiveOptions says what of the packets goes into the packets/ dataset.
+type archiveOptions struct {
+	packets     bool // write packets/
+	keepPayload bool // with their payload snapshots (default: without)
+}
+
+// analyze is the analyzer half that replay, batch and capture share:
+// produce runs in its own goroutine and publishes batches to an
+// in-process pipe; each batch runs through eng, is archived to the
+// packets/ dataset when asked (payloads stripped unless kept), then
+// afterBatch (when not nil) is called. After the input ends analyze
+// closes eng, calls stop (the progress bar) and closes out's datasets; it
+// returns the first error of processing or writing.
+func analyze(ctx context.Context, produce func(transport.Publisher), eng *analyzer.Engine, out *output, archive archiveOptions, afterBatch, stop func()) error {
+	pipe := inproc.New(8)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		produce(pipe)
+		pipe.Close()
+	}()
+	var procErr error
+	for {
+		// Never cancelled: producers end on ctx and the pipe drains, so
+		// nothing read is lost.
+		d, err := pipe.Next(context.WithoutCancel(ctx))
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				procErr = err
+			}
+			break
+		}
+		if procErr == nil {
+			procErr = eng.Process(d.Batch)
+		}
+		if procErr == nil && out.ds != nil && archive.packets {
+			if !archive.keepPayload {
+				privacy.StripPayload(d.Batch) // the analyzer has read them
+			}
+			procErr = out.ds.WritePackets(d.Batch.Packets)
+		}
+		pipe.Release(d)
+		if afterBatch != nil {
+			afterBatch()
+		}
+	}
+	wg.Wait()
+	if procErr == nil {
+		procErr = eng.Close()
+	}
+	stop()
+	if out.ds != nil {
+		if err := out.ds.Close(); err != nil && procErr == nil {
+			procErr = fmt.Errorf("close datasets: %w", err)
+		}
+	}
+	return procErr
+}
+
+// output fans engine output out to the datasets, JSON lines and the
+// findings table.
+type output struct {
+	stdout   io.Writer
+	json     bool
+	ds       *sink.Dataset
+	enc      *json.Encoder
+	flows    atomic.Uint64 // read by periodic reports on other goroutines
+	findings []schemas.Finding
+}
+
+// newOutput opens the datasets under dir (none when dir is empty); name
+// prefixes the files this run commits.
+func newOutput(stdout io.Writer, format, dir, name string) (*output, error) {
+	o := &output{stdout: stdout, json: format == "json"}
+	if dir != "" {
+		ds, err := sink.Open(dir, sink.Config{Version: version, Name: name})
+		if err != nil {
+			return nil, fmt.Errorf("open datasets: %w", err)
+		}
+		o.ds = ds
+	}
+	return o, nil
+}
+
+func (o *output) flowCount() uint64 { return o.flows.Load() }
+
+func (o *output) Flow(r *schemas.FlowRecord) error {
+	o.flows.Add(1)
+	if o.ds != nil {
+		if err := o.ds.WriteFlow(r); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return o.line(struct {
+			Record string `json:"record"`
+			*schemas.FlowRecord
+		}{"flow", r})
+	}
+	return nil
+}
+
+func (o *output) Finding(f *schemas.Finding) error {
+	o.findings = append(o.findings, *f)
+	if o.ds != nil {
+		if err := o.ds.WriteFinding(f); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return o.line(struct {
+			Record string `json:"record"`
+			*schemas.Finding
+		}{"finding", f})
+	}
+	return nil
+}
+
+func (o *output) line(v any) error {
+	if o.enc == nil {
+		o.enc = json.NewEncoder(o.stdout)
+	}
+	return o.enc.Encode(v)
+}
+
+// printSummary closes a run's table output: what was read (input), then
+// what the analyzer and the datasets made of it.
+func (o *output) printSummary(input string, es analyzer.Stats) {
+	fmt.Fprintf(o.stdout, "\n%s, %d flows (%d evicted), %d ClientHellos, %d QUIC Initials, %d HTTP requests, %d findings\n",
+		input, o.flowCount(), es.Flow.Evicted, es.Parse.ClientHellos+es.Parse.QUICHellos, es.Parse.QUICInitials, es.Parse.HTTPRequests, len(o.findings))
+	if o.ds != nil {
+		st := o.ds.Stats()
+		fmt.Fprintf(o.stdout, "datasets: %d flow rows, %d finding rows, %d packet rows\n", st.Flows.Rows, st.Findings.Rows, st.Packets.Rows)
+	}
+}
