@@ -46,6 +46,11 @@ func fakeBroker(t *testing.T) broker {
 // broker address.
 func realBroker(t *testing.T) broker {
 	t.Helper()
+	return brokerAt("real", []string{realBrokerAddr(t)})
+}
+
+func realBrokerAddr(t testing.TB) string {
+	t.Helper()
 	addr := os.Getenv("TAMPERSCOPE_KAFKA")
 	if addr == "" {
 		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
@@ -53,7 +58,7 @@ func realBroker(t *testing.T) broker {
 		}
 		t.Skip("TAMPERSCOPE_KAFKA is not set; start a broker with eval \"$(scripts/kafka.sh up)\"")
 	}
-	return brokerAt("real", []string{addr})
+	return addr
 }
 
 func brokerAt(name string, addrs []string) broker {
@@ -132,6 +137,8 @@ func makeBatch(rng *rand.Rand, first uint32, n int) *schemas.PacketBatch {
 	return b
 }
 
+type schemasBatch = schemas.PacketBatch
+
 // seen collects delivered rows by id.
 type seen struct {
 	rows      map[uint32]schemas.PacketMeta
@@ -160,7 +167,7 @@ func (s *seen) add(d transport.Delivery) error {
 	return nil
 }
 
-func nextWithin(t *testing.T, s *Subscriber, d time.Duration) transport.Delivery {
+func nextWithin(t testing.TB, s *Subscriber, d time.Duration) transport.Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -363,5 +364,79 @@ func TestPublisherBuffersUntilBrokerReturns(t *testing.T) {
 			lastSeq[d.Partition] = int64(p.Seq)
 		}
 		sub.Release(d)
+	}
+}
+
+// TestPublisherBlock: with Block, a publisher faster than the broker waits
+// for room instead of dropping, and its buffer stays near its limit.
+func TestPublisherBlock(t *testing.T) {
+	b := fakeBroker(t)
+	b.create(t, "packets", 4)
+	const limit = 256 << 10
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub, err := NewPublisher(ctx, PublisherConfig{
+		Brokers: b.addrs, Topic: "packets", Block: true, MaxRows: 512, MaxBufferBytes: limit, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := makeBatch(rand.New(rand.NewPCG(9, 10)), 0, 1024)
+	peak := 0
+	for range 300 {
+		if err := pub.Publish(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, pub.Stats().Buffered)
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := pub.Stats()
+	if st.AckedRows != 300*1024 || st.DroppedRows != 0 {
+		t.Fatalf("stats %+v: want every row acked, none dropped", st)
+	}
+	// One Publish call can push over the limit at most the rows it
+	// completes: its own and those pending in each of the 4 partitions.
+	perRow := float64(st.Bytes) / float64(st.AckedRows)
+	if over := peak - limit; float64(over) > perRow*(1024+4*511) {
+		t.Fatalf("buffer peaked at %d bytes, limit %d", peak, limit)
+	}
+}
+
+func TestPartitionOfIsFNV1a(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1"} {
+		a := netip.MustParseAddr(s)
+		h := fnv.New32a()
+		b := a.As16()
+		h.Write(b[:])
+		if got, want := partitionOf(a, 1000), int(h.Sum32()%1000); got != want {
+			t.Errorf("%s: partition %d, want %d", s, got, want)
+		}
+	}
+	if partitionOf(netip.Addr{}, 7) != partitionOf(netip.IPv6Unspecified(), 7) {
+		t.Error("the zero Addr does not hash as 16 zero bytes")
+	}
+}
+
+// TestPublishAllocs: copying rows into pending messages allocates nothing
+// per row.
+func TestPublishAllocs(t *testing.T) {
+	pub, err := NewPublisher(context.Background(), PublisherConfig{
+		Brokers: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}, Topic: "packets", Partitions: 8,
+		MaxRows: 1 << 30, Linger: time.Hour, CloseTimeout: time.Millisecond, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	batch := makeBatch(rand.New(rand.NewPCG(11, 12)), 0, 1024)
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := pub.Publish(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 10 {
+		t.Fatalf("Publish of 1024 rows: %v allocations", allocs)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -74,9 +73,14 @@ type PublisherConfig struct {
 	// they are sent in a partly filled message. The default is 200 ms.
 	Linger time.Duration
 	// MaxBufferBytes bounds the encoded messages waiting for the broker or
-	// in flight. Past it new messages are dropped and counted. The default
-	// is 64 MiB.
+	// in flight. Past it new messages are dropped and counted, unless
+	// Block is set. The default is 64 MiB.
 	MaxBufferBytes int
+	// Block makes Publish wait for room in a full buffer instead of
+	// dropping: for reading capture files, which can wait; never for a live
+	// capture, which cannot. The buffer may then exceed MaxBufferBytes by
+	// the rows of one Publish call.
+	Block bool
 	// CloseTimeout is how long Close waits for the broker to take what is
 	// buffered; what is left then is counted as failed. The default is 30 s.
 	CloseTimeout time.Duration
@@ -118,6 +122,7 @@ type Publisher struct {
 	stats    PublisherStats
 	lastDrop time.Time
 	wake     chan struct{} // capacity 1: queue changed or closing
+	room     chan struct{} // closed and replaced when the buffer shrinks
 
 	stopLinger chan struct{}
 	senderCtx  context.Context
@@ -207,6 +212,7 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 		enc:        enc,
 		pending:    make([]pendingMsg, cfg.Partitions),
 		wake:       make(chan struct{}, 1),
+		room:       make(chan struct{}),
 		stopLinger: make(chan struct{}),
 	}
 	p.senderCtx, p.stopSender = context.WithCancel(context.Background())
@@ -233,20 +239,35 @@ func (partitionBalancer) Balance(m kafkago.Message, partitions ...int) int {
 // partitionOf hashes the key address with FNV-1a: stable across processes
 // and versions, so a server keeps its partition across restarts.
 func partitionOf(a netip.Addr, n int) int {
-	h := fnv.New32a()
-	b := a.As16()
-	if !a.IsValid() {
-		b = [16]byte{}
+	const offset32, prime32 = 2166136261, 16777619
+	var b [16]byte
+	if a.IsValid() {
+		b = a.As16()
 	}
-	h.Write(b[:])
-	return int(h.Sum32() % uint32(n))
+	h := uint32(offset32)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * prime32
+	}
+	return int(h % uint32(n))
 }
 
 // Publish copies b's rows into the pending messages of their partitions;
-// b may be reused as soon as it returns. It never blocks on the broker.
+// b may be reused as soon as it returns. It does not wait for the broker,
+// except for room in a full buffer when Block is set.
 func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for p.cfg.Block && !p.closed && p.stats.Buffered >= p.cfg.MaxBufferBytes {
+		room := p.room
+		p.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			p.mu.Lock()
+			return fmt.Errorf("publish: wait for buffer room: %w", ctx.Err())
+		}
+		p.mu.Lock()
+	}
 	if p.closed {
 		return fmt.Errorf("publish: %w", ErrClosed)
 	}
@@ -318,7 +339,7 @@ func (p *Publisher) encodeLocked(part int, rows []schemas.PacketMeta, arena []by
 	}
 	p.stats.Messages++
 	p.stats.Bytes += uint64(len(value))
-	if p.stats.Buffered+len(value) > p.cfg.MaxBufferBytes {
+	if !p.cfg.Block && p.stats.Buffered+len(value) > p.cfg.MaxBufferBytes {
 		p.stats.DroppedRows += uint64(len(rows))
 		p.stats.DroppedMsgs++
 		if now := time.Now(); now.Sub(p.lastDrop) >= 10*time.Second {
@@ -442,6 +463,10 @@ func (p *Publisher) settle(n int, err error) (retry bool) {
 	rest := p.queue[n:]
 	p.queue = append(keep, rest...)
 	clear(p.queue[len(p.queue) : n+len(rest)])
+	if len(keep) < n {
+		close(p.room)
+		p.room = make(chan struct{})
+	}
 	return retry
 }
 
