@@ -67,10 +67,8 @@ func (e *Engine) Process(b *schemas.PacketBatch) error {
 	for i := range b.Packets {
 		p := &b.Packets[i]
 		e.pkts++
-		if p.TimestampNs > e.nowNs {
-			e.nowNs = p.TimestampNs
-			e.table.Advance(e.nowNs)
-		}
+		// The table expires flows itself as packet time passes.
+		e.nowNs = max(e.nowNs, p.TimestampNs)
 		st, dir, isNew := e.table.Update(p)
 		if st == nil {
 			continue
