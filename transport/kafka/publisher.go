@@ -203,7 +203,9 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 			// The sender retries on its own, keeping order; kafka-go's
 			// retries only smooth over a leader change.
 			MaxAttempts:  3,
-			BatchSize:    1 << 20, // bounded by BatchBytes instead
+			// kafka-go preallocates BatchSize messages per batch; BatchBytes
+			// is the bound that matters.
+			BatchSize:    sendChunk,
 			BatchBytes:   int64(cfg.MaxMessageBytes),
 			BatchTimeout: time.Millisecond,
 			RequiredAcks: kafkago.RequireAll,
