@@ -19,6 +19,10 @@ type Config struct {
 	// BatchSize is the number of packets per published batch. The default
 	// is 4096.
 	BatchSize int
+	// BatchBytes ends a batch early once its payload snapshots reach this
+	// many bytes, which bounds the memory of the batches in flight. The
+	// default is 1 MiB.
+	BatchBytes int
 	// Snap is the payload snapshot policy.
 	Snap SnapConfig
 	// Decode configures the decoder (vantage id, tunnel ports).
@@ -65,6 +69,9 @@ type BatchGetter interface {
 func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg Config) (Stats, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 4096
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 1 << 20
 	}
 	dec := decode.New(cfg.Decode)
 	snap := newSnapper(cfg.Snap)
@@ -129,6 +136,11 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 			s := src.Stats()
 			cfg.Progress.Frames.Store(s.Frames)
 			cfg.Progress.Bytes.Store(s.Bytes)
+		}
+		if len(b.Arena) >= cfg.BatchBytes {
+			if err := flush(); err != nil {
+				return st, err
+			}
 		}
 		if len(b.Packets) == cap(b.Packets) {
 			if len(b.Packets) >= cfg.BatchSize {

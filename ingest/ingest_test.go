@@ -257,3 +257,19 @@ func (p *firstPublish) Publish(_ context.Context, b *schemas.PacketBatch) error 
 	return nil
 }
 func (p *firstPublish) Close() error { return nil }
+
+// TestBatchBytesBoundsArena: a batch ends once its snapshots reach
+// BatchBytes, whatever its packet count.
+func TestBatchBytesBoundsArena(t *testing.T) {
+	var fs []capture.Frame
+	for i := range 10 {
+		fs = append(fs, tcpFrame(t, "192.0.2.1", "198.51.100.1", uint16(40000+i), 443, false, bytesOf(1000, 1)))
+	}
+	col := &collector{}
+	if _, err := Run(context.Background(), &frames{f: fs}, col, Config{BatchBytes: 2500}); err != nil {
+		t.Fatal(err)
+	}
+	if col.batches != 4 || len(col.pkts) != 10 {
+		t.Errorf("%d batches of %d packets, want 4 batches (3+3+3+1) of 10", col.batches, len(col.pkts))
+	}
+}

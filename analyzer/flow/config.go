@@ -73,12 +73,6 @@ type Config struct {
 	// StreamBytes is how many bytes of each TCP direction are reassembled
 	// for parsers (State.Stream). Default 16 KiB; negative disables.
 	StreamBytes int
-	// Datagrams is how many UDP datagrams per direction are kept for parsers
-	// (State.Datagrams). Default 4; negative disables.
-	Datagrams int
-	// DatagramBytes bounds the bytes kept for those datagrams per
-	// direction. Default 8 KiB.
-	DatagramBytes int
 
 	// ServerPorts are the ports taken as "likely server" when deciding the
 	// client of a flow whose first packet is not a SYN. Default
@@ -103,16 +97,13 @@ var DefaultServerPorts = []uint16{
 }
 
 const (
-	defaultMaxFlows      = 262144
-	defaultTCPTimeout    = 5 * time.Minute
-	defaultTCPAttempt    = 30 * time.Second
-	defaultClosedLinger  = 5 * time.Second
-	defaultUDPTimeout    = time.Minute
-	defaultICMPTimeout   = time.Minute
-	defaultStreamBytes   = 16 << 10
-	defaultDatagrams     = 4
-	defaultDatagramBytes = 8 << 10
-	maxDatagrams         = 8
+	defaultMaxFlows     = 262144
+	defaultTCPTimeout   = 5 * time.Minute
+	defaultTCPAttempt   = 30 * time.Second
+	defaultClosedLinger = 5 * time.Second
+	defaultUDPTimeout   = time.Minute
+	defaultICMPTimeout  = time.Minute
+	defaultStreamBytes  = 16 << 10
 )
 
 func (c Config) withDefaults() Config {
@@ -139,20 +130,6 @@ func (c Config) withDefaults() Config {
 		c.StreamBytes = defaultStreamBytes
 	case c.StreamBytes < 0:
 		c.StreamBytes = 0
-	}
-	switch {
-	case c.Datagrams == 0:
-		c.Datagrams = defaultDatagrams
-	case c.Datagrams < 0:
-		c.Datagrams = 0
-	case c.Datagrams > maxDatagrams:
-		c.Datagrams = maxDatagrams
-	}
-	if c.DatagramBytes <= 0 {
-		c.DatagramBytes = defaultDatagramBytes
-	}
-	if c.Datagrams == 0 {
-		c.DatagramBytes = 0
 	}
 	if c.ServerPorts == nil {
 		c.ServerPorts = DefaultServerPorts

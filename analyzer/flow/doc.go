@@ -56,10 +56,10 @@
 // Config.StreamBytes of its stream from ISN+1 (or from the first data seen
 // without a SYN), placing out-of-order segments and keeping the first copy
 // of overlapping bytes; State.Stream returns the contiguous prefix. UDP
-// keeps the first datagrams (State.Datagrams) for QUIC Initial parsing.
-// Payload comes from PacketMeta.Payload, the capture's snapshot: bytes it
+// payload is not kept: parsers read each datagram as it passes (a QUIC
+// Initial is self-contained). Payload comes from PacketMeta.Payload, the capture's snapshot: bytes it
 // does not carry leave a hole. A collecting direction holds a buffer of
-// max(StreamBytes, DatagramBytes) bytes; State.StopCollect returns it to the
+// StreamBytes bytes; State.StopCollect returns it to the
 // free list at once, which the engine should do as soon as its parser is
 // done: the next flow then reuses a buffer that is still in cache.
 //

@@ -18,12 +18,11 @@ func FuzzUpdate(f *testing.F) {
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("2001:db8::1")}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ended := 0
-		tb := New(Config{MaxFlows: 4, StreamBytes: 64, DatagramBytes: 32, OnEnd: func(st *State, r EndReason) {
+		tb := New(Config{MaxFlows: 4, StreamBytes: 64, OnEnd: func(st *State, r EndReason) {
 			ended++
 			var rec schemas.FlowRecord
 			st.Record(&rec)
 			_ = st.Stream(FromClient)
-			_ = st.Datagrams(FromServer)
 		}})
 		const rec = 14
 		var ts int64

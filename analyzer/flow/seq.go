@@ -118,9 +118,8 @@ type span struct{ lo, hi int }
 
 const maxStreamRanges = 16
 
-// buffer holds one direction's collected payload: a TCP stream prefix or
-// the first UDP datagrams. Buffers are recycled through the table's free
-// list.
+// buffer holds one direction's collected payload, a TCP stream prefix.
+// Buffers are recycled through the table's free list.
 type buffer struct {
 	data []byte
 	free *[]*buffer // the owning table's free list
@@ -129,15 +128,10 @@ type buffer struct {
 	based bool
 	n     uint8
 	r     [maxStreamRanges]span
-	// UDP.
-	ndgram int
-	used   int
-	views  [maxDatagrams][]byte
 }
 
 func (b *buffer) reset() {
-	b.based, b.n, b.ndgram, b.used = false, 0, 0, 0
-	clear(b.views[:])
+	b.based, b.n = false, 0
 }
 
 func (b *buffer) contiguous() []byte {
@@ -226,17 +220,4 @@ func (b *buffer) merge(lo, hi int) {
 	}
 	copy(b.r[:], out[:m])
 	b.n = uint8(m)
-}
-
-// addDatagram keeps a datagram's payload while count and space allow; the
-// last kept datagram may be truncated to the space left.
-func (b *buffer) addDatagram(payload []byte, maxN, limit int) {
-	if b.ndgram >= maxN || b.used >= limit {
-		return
-	}
-	n := min(len(payload), limit-b.used)
-	copy(b.data[b.used:], payload[:n])
-	b.views[b.ndgram] = b.data[b.used : b.used+n : b.used+n]
-	b.used += n
-	b.ndgram++
 }

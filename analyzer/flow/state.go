@@ -242,17 +242,6 @@ func (s *State) Stream(d Dir) []byte {
 	return s.buf[d].contiguous()
 }
 
-// Datagrams returns the first UDP datagrams' payloads of a direction (up to
-// Config.Datagrams of them within Config.DatagramBytes). The slices alias a
-// table buffer: valid until StopCollect(dir) or the end of the flow.
-func (s *State) Datagrams(d Dir) [][]byte {
-	if s.stopped[d] || s.Proto == schemas.ProtoTCP || s.buf[d] == nil {
-		return nil
-	}
-	b := s.buf[d]
-	return b.views[:b.ndgram]
-}
-
 // StopCollect stops collecting payload for a direction and returns its
 // buffer to the table at once, so the rest of the flow costs nothing and
 // the next flow to collect reuses a buffer that is still in cache.

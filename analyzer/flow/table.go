@@ -95,7 +95,7 @@ func New(cfg Config) *Table {
 	t.slots = make([]slot, 1024)
 	t.mask = uint64(len(t.slots) - 1)
 	t.frag = make([]fragEntry, fragSlots)
-	t.bufSize = max(cfg.StreamBytes, cfg.DatagramBytes)
+	t.bufSize = cfg.StreamBytes
 	return t
 }
 

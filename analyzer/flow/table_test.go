@@ -217,22 +217,6 @@ func TestStreamGapsAndStop(t *testing.T) {
 	}
 }
 
-func TestDatagrams(t *testing.T) {
-	tb := New(Config{Datagrams: 2, DatagramBytes: 10})
-	var st *State
-	for i, d := range [][]byte{[]byte("abcdef"), []byte("ghijkl"), []byte("zzz")} {
-		p := udpPkt(int64(i+1), cliAddr, 50000, srvAddr, 443, d)
-		st, _, _ = tb.Update(&p)
-	}
-	got := st.Datagrams(FromClient)
-	if len(got) != 2 || string(got[0]) != "abcdef" || string(got[1]) != "ghij" {
-		t.Errorf("datagrams %q, want [abcdef ghij]", got)
-	}
-	if st.Datagrams(FromServer) != nil {
-		t.Error("server datagrams without server packets")
-	}
-}
-
 func TestPortReuse(t *testing.T) {
 	v := newConv()
 	var c collector

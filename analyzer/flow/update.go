@@ -41,12 +41,6 @@ func (s *State) packet(p *schemas.PacketMeta, t *Table) Dir {
 	switch s.Proto {
 	case schemas.ProtoTCP:
 		s.tcpTrack(p, d, t)
-	case schemas.ProtoUDP:
-		if len(p.Payload) > 0 && t.cfg.Datagrams > 0 {
-			if b := t.acquire(s, d); b != nil {
-				b.addDatagram(p.Payload, t.cfg.Datagrams, t.cfg.DatagramBytes)
-			}
-		}
 	}
 	ds.Pkts++
 	ds.IPBytes += uint64(p.IPLen)

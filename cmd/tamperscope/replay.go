@@ -44,6 +44,7 @@ type replayConfig struct {
 	quiet       bool
 	keepPayload bool
 	cpuprof     string
+	memprof     string
 	metrics     string
 }
 
@@ -59,6 +60,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile to `FILE`")
+	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile to `FILE` at the end (allocations over the whole run)")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while running (e.g. 127.0.0.1:9108)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -85,7 +87,25 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return replay(ctx, cfg, stdout, stderr)
+	err := replay(ctx, cfg, stdout, stderr)
+	if cfg.memprof != "" {
+		if werr := writeHeapProfile(cfg.memprof); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create heap profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("write heap profile: %w", err)
+	}
+	return nil
 }
 
 func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) error {
