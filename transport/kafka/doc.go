@@ -21,4 +21,11 @@
 // Every connection uses the TLS and SASL (PLAIN, SCRAM) settings of a
 // Security, whose secrets come from files or the environment.
 // scripts/kafka.sh runs a single-node broker for development and tests.
+//
+// Through that broker on the 2-core development machine (broker, producer
+// and consumer sharing it), 2 M capture-like rows into 4 partitions,
+// LZ4, ~50 bytes a row on the wire: 1.77 M rows/s published until every
+// row was acknowledged, 7.2 M rows/s consumed
+// (eval "$(scripts/kafka.sh up)"; go test -run '^$' -bench Throughput
+// -benchtime=1x ./transport/kafka).
 package kafka
