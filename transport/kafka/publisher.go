@@ -202,7 +202,7 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 			Transport: c.transport,
 			// The sender retries on its own, keeping order; kafka-go's
 			// retries only smooth over a leader change.
-			MaxAttempts:  3,
+			MaxAttempts: 3,
 			// kafka-go preallocates BatchSize messages per batch; BatchBytes
 			// is the bound that matters.
 			BatchSize:    sendChunk,
