@@ -31,6 +31,7 @@ type archiveOptions struct {
 // closes eng, calls stop (the progress bar) and closes out's datasets; it
 // returns the first error of processing or writing.
 func analyze(ctx context.Context, produce func(transport.Publisher), eng *analyzer.Engine, out *output, archive archiveOptions, afterBatch, stop func()) error {
+	out.startAsync()
 	pipe := inproc.New(8)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -68,6 +69,9 @@ func analyze(ctx context.Context, produce func(transport.Publisher), eng *analyz
 	if procErr == nil {
 		procErr = eng.Close()
 	}
+	if err := out.wait(); err != nil && procErr == nil {
+		procErr = err
+	}
 	stop()
 	if out.ds != nil {
 		if err := out.ds.Close(); err != nil && procErr == nil {
@@ -78,7 +82,9 @@ func analyze(ctx context.Context, produce func(transport.Publisher), eng *analyz
 }
 
 // output fans engine output out to the datasets, JSON lines and the
-// findings table.
+// findings table. Once started, flow records are written by a goroutine
+// of their own, so encoding and Parquet compression do not hold up the
+// analyzer.
 type output struct {
 	stdout   io.Writer
 	json     bool
@@ -86,6 +92,77 @@ type output struct {
 	enc      *json.Encoder
 	flows    atomic.Uint64 // read by periodic reports on other goroutines
 	findings []schemas.Finding
+
+	pending []record // filled by the analyzer, handed over whole
+	queue   chan []record
+	free    chan []record
+	done    chan error
+}
+
+// record is a flow record or, when finding is set, a finding: one queue
+// keeps their order.
+type record struct {
+	flow    schemas.FlowRecord
+	finding *schemas.Finding
+}
+
+// chunk is how many records are handed to the writer at once.
+const chunk = 512
+
+func (o *output) startAsync() {
+	o.queue = make(chan []record, 4)
+	o.free = make(chan []record, 6)
+	o.done = make(chan error, 1)
+	go func() {
+		var err error
+		for c := range o.queue {
+			for i := range c {
+				if err != nil {
+					break
+				}
+				if c[i].finding != nil {
+					err = o.writeFinding(c[i].finding)
+				} else {
+					err = o.writeFlow(&c[i].flow)
+				}
+			}
+			select {
+			case o.free <- c[:0]:
+			default:
+			}
+		}
+		o.done <- err
+	}()
+}
+
+// enqueue hands r to the writer goroutine, a chunk at a time.
+func (o *output) enqueue(r record) {
+	if o.pending == nil {
+		select {
+		case o.pending = <-o.free:
+		default:
+			o.pending = make([]record, 0, chunk)
+		}
+	}
+	o.pending = append(o.pending, r)
+	if len(o.pending) == chunk {
+		o.queue <- o.pending
+		o.pending = nil
+	}
+}
+
+// wait hands over the last records and returns the writer's first error.
+func (o *output) wait() error {
+	if o.queue == nil {
+		return nil
+	}
+	if len(o.pending) > 0 {
+		o.queue <- o.pending
+	}
+	close(o.queue)
+	err := <-o.done
+	o.queue = nil
+	return err
 }
 
 // newOutput opens the datasets under dir (none when dir is empty); name
@@ -106,6 +183,14 @@ func (o *output) flowCount() uint64 { return o.flows.Load() }
 
 func (o *output) Flow(r *schemas.FlowRecord) error {
 	o.flows.Add(1)
+	if o.queue == nil {
+		return o.writeFlow(r)
+	}
+	o.enqueue(record{flow: *r})
+	return nil
+}
+
+func (o *output) writeFlow(r *schemas.FlowRecord) error {
 	if o.ds != nil {
 		if err := o.ds.WriteFlow(r); err != nil {
 			return err
@@ -122,6 +207,15 @@ func (o *output) Flow(r *schemas.FlowRecord) error {
 
 func (o *output) Finding(f *schemas.Finding) error {
 	o.findings = append(o.findings, *f)
+	if o.queue == nil {
+		return o.writeFinding(f)
+	}
+	fc := *f
+	o.enqueue(record{finding: &fc})
+	return nil
+}
+
+func (o *output) writeFinding(f *schemas.Finding) error {
 	if o.ds != nil {
 		if err := o.ds.WriteFinding(f); err != nil {
 			return err
