@@ -42,6 +42,10 @@ var DefaultInterceptionIssuers = []string{
 	"Qaznet Trust Network", // Kazakhstan 2019, 2020
 }
 
+// Effective returns c with every default filled in: what the detectors
+// run with, and what datasets record as their detector configuration.
+func (c Config) Effective() Config { return c.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 3 * time.Second

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tamperscope/tamperscope/analyzer"
+	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/privacy"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
@@ -170,7 +171,11 @@ func (o *output) wait() error {
 func newOutput(stdout io.Writer, format, dir, name string) (*output, error) {
 	o := &output{stdout: stdout, json: format == "json"}
 	if dir != "" {
-		ds, err := sink.Open(dir, sink.Config{Version: version, Name: name})
+		dc, err := json.Marshal(detect.Config{}.Effective())
+		if err != nil {
+			return nil, fmt.Errorf("encode detector configuration: %w", err)
+		}
+		ds, err := sink.Open(dir, sink.Config{Version: version, Name: name, DetectorConfig: string(dc)})
 		if err != nil {
 			return nil, fmt.Errorf("open datasets: %w", err)
 		}
