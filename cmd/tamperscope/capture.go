@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -43,6 +44,7 @@ type captureConfig struct {
 	snapBytes                                 int
 	report                                    time.Duration
 	pseudo                                    *privacy.Pseudonymizer // nil: addresses as captured
+	metrics                                   string
 }
 
 // defaultKeyFile holds the pseudonymization key of a vantage.
@@ -68,6 +70,7 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	keyFile := fs.String("pseudonymize-key", defaultKeyFile, "Crypto-PAn key for pseudonymizing local addresses, created (mode 0600) if missing; see docs/privacy.md")
 	localNets := fs.String("local-net", "", "comma-separated CIDRs whose addresses are pseudonymized (default: this host's addresses, RFC 1918, CGNAT, link-local, ULA)")
 	noPseudo := fs.Bool("no-pseudonymize", false, "record local addresses as captured")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9108)")
 	fs.BoolVar(&cfg.keepPayload, "keep-payload", false, "keep payload snapshots in the packets/ dataset (by default only the fields parsed from them are stored)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -142,11 +145,17 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 		return err
 	}
 	eng := analyzer.New(analyzer.Config{}, out)
+	var counts atomic.Pointer[sourceCounts]
+	counts.Store(&sourceCounts{})
+	met, err := startMetrics(ctx, cfg.metrics, "capture", cfg.vantage, func() sourceCounts { return *counts.Load() })
+	if err != nil {
+		return err
+	}
 	var summary string
 	var capErr error
 	procErr := analyze(ctx, func(pub transport.Publisher) {
-		summary, capErr = runSource(ctx, cfg, pub, func() uint64 { return out.flowCount() })
-	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, nil, func() {})
+		summary, capErr = runSource(ctx, cfg, pub, func() uint64 { return out.flowCount() }, &counts)
+	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, func() { met.tick(eng, out.ds) }, func() {})
 	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", len(out.findings))
 	if !out.json {
 		printFindings(stdout, out.findings)
@@ -158,7 +167,7 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 // runSource captures from cfg.iface into pub until ctx ends: eBPF unless
 // it cannot load or attach (with --source auto), AF_PACKET otherwise. It
 // returns a one-line summary of what the source saw and lost.
-func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, flows func() uint64) (string, error) {
+func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, flows func() uint64, counts *atomic.Pointer[sourceCounts]) (string, error) {
 	var anon ingest.Anonymizer
 	if cfg.pseudo != nil {
 		anon = cfg.pseudo
@@ -182,6 +191,7 @@ func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, 
 			},
 			Report: func(s ebpf.Stats) {
 				slog.Info("capture", "packets", s.Published, "records", s.Records, "drops", s.Drops(), "filtered", s.Kernel.Filtered, "flows", flows())
+				counts.Store(&sourceCounts{packets: s.Published, drops: map[string]uint64{"ring": s.Kernel.RingDrops, "flow_map": s.Kernel.FlowDrops}})
 			},
 		}
 		est, err := ebpf.Run(ctx, cfg.iface, pub, ecfg)
@@ -209,6 +219,7 @@ func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, 
 	stopReport := every(cfg.report, func() {
 		st := src.Stats()
 		slog.Info("capture", "packets", st.Frames, "drops", st.Drops, "filtered", st.Skips, "flows", flows())
+		counts.Store(&sourceCounts{packets: st.Frames, bytes: st.Bytes, drops: map[string]uint64{"kernel": st.Drops}})
 	})
 	defer stopReport()
 	go func() { <-ctx.Done(); src.Stop() }()

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/analyzer/detect"
+	"github.com/tamperscope/tamperscope/metrics"
 	"github.com/tamperscope/tamperscope/privacy"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
@@ -251,4 +254,62 @@ func (o *output) printSummary(input string, es analyzer.Stats) {
 		st := o.ds.Stats()
 		fmt.Fprintf(o.stdout, "datasets: %d flow rows, %d finding rows, %d packet rows\n", st.Flows.Rows, st.Findings.Rows, st.Packets.Rows)
 	}
+}
+
+// sourceCounts is what a packet source has read and lost so far; safe to
+// produce from any goroutine.
+type sourceCounts struct {
+	packets, bytes uint64
+	drops          map[string]uint64 // by cause
+}
+
+// runMetrics serves a run's Prometheus metrics; its methods do nothing
+// when no address was given.
+type runMetrics struct {
+	exp    *metrics.Exporter
+	source func() sourceCounts
+	last   time.Time
+}
+
+// startMetrics serves metrics at addr ("" for none) until ctx ends.
+func startMetrics(ctx context.Context, addr, role, vantage string, source func() sourceCounts) (*runMetrics, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	m := &runMetrics{exp: metrics.NewExporter(role, vantage), source: source}
+	bound, err := metrics.Serve(ctx, addr, m.exp)
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("serving metrics", "url", "http://"+bound+"/metrics")
+	return m, nil
+}
+
+// tick publishes a snapshot at most once a second; it runs on the
+// analyzer's goroutine, which owns eng.
+func (m *runMetrics) tick(eng *analyzer.Engine, ds *sink.Dataset) {
+	if m == nil || time.Since(m.last) < time.Second {
+		return
+	}
+	m.last = time.Now()
+	src := m.source()
+	es := eng.Stats()
+	s := &metrics.Snapshot{
+		Packets:      src.packets,
+		Bytes:        src.bytes,
+		Drops:        src.drops,
+		FlowsActive:  es.Flow.Active,
+		FlowsEnded:   es.Flow.Flows - uint64(es.Flow.Active),
+		FlowsEvicted: es.Flow.Evicted,
+		Findings:     map[string]uint64{},
+	}
+	for k, v := range es.Findings {
+		s.Findings[k] = uint64(v)
+	}
+	if ds != nil {
+		st := ds.Stats()
+		s.ParquetFiles = map[string]uint64{"flows": uint64(st.Flows.Files), "findings": uint64(st.Findings.Files), "packets": uint64(st.Packets.Files)}
+		s.ParquetRows = map[string]uint64{"flows": uint64(st.Flows.Rows), "findings": uint64(st.Findings.Rows), "packets": uint64(st.Packets.Rows)}
+	}
+	m.exp.Publish(s)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -21,9 +20,7 @@ import (
 	"github.com/tamperscope/tamperscope/capture/merge"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
-	"github.com/tamperscope/tamperscope/metrics"
 	"github.com/tamperscope/tamperscope/schemas"
-	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport"
 )
 
@@ -142,22 +139,13 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 
 	prog := &ingest.Progress{}
 	start := time.Now()
-	var exp *metrics.Exporter
-	if cfg.metrics != "" {
-		exp = metrics.NewExporter("replay", cfg.vantage)
-		addr, err := metrics.Serve(ctx, cfg.metrics, exp)
-		if err != nil {
-			return err
-		}
-		slog.Info("serving metrics", "url", "http://"+addr+"/metrics")
+	met, err := startMetrics(ctx, cfg.metrics, "replay", cfg.vantage, func() sourceCounts {
+		return sourceCounts{packets: prog.Frames.Load(), bytes: prog.Bytes.Load()}
+	})
+	if err != nil {
+		return err
 	}
-	lastPub := time.Now()
-	afterBatch := func() {
-		if exp != nil && time.Since(lastPub) >= time.Second {
-			exp.Publish(snapshot(prog, eng.Stats(), out.ds))
-			lastPub = time.Now()
-		}
-	}
+	afterBatch := func() { met.tick(eng, out.ds) }
 	var ist ingest.Stats
 	var readErr error
 	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
@@ -274,25 +262,4 @@ func trunc(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
-}
-
-// snapshot gathers the counters the metrics endpoint reports.
-func snapshot(prog *ingest.Progress, es analyzer.Stats, ds *sink.Dataset) *metrics.Snapshot {
-	s := &metrics.Snapshot{
-		Packets:      prog.Frames.Load(),
-		Bytes:        prog.Bytes.Load(),
-		FlowsActive:  es.Flow.Active,
-		FlowsEnded:   es.Flow.Flows - uint64(es.Flow.Active),
-		FlowsEvicted: es.Flow.Evicted,
-		Findings:     map[string]uint64{},
-	}
-	for k, v := range es.Findings {
-		s.Findings[k] = uint64(v)
-	}
-	if ds != nil {
-		st := ds.Stats()
-		s.ParquetFiles = map[string]uint64{"flows": uint64(st.Flows.Files), "findings": uint64(st.Findings.Files), "packets": uint64(st.Packets.Files)}
-		s.ParquetRows = map[string]uint64{"flows": uint64(st.Flows.Rows), "findings": uint64(st.Findings.Rows), "packets": uint64(st.Packets.Rows)}
-	}
-	return s
 }
