@@ -23,6 +23,10 @@ type Config struct {
 	Flow flow.Config
 	// Detect configures the detectors.
 	Detect detect.Config
+	// Skip, when set, is asked about every flow that ends, before the
+	// detectors see it; true drops the flow. A consumer resuming a stream
+	// uses it to drop the tail of a flow it wrote before the restart.
+	Skip func(r *schemas.FlowRecord) bool
 }
 
 // Stats counts what the engine did.
@@ -49,11 +53,12 @@ type Engine struct {
 	quicDec quic.Decoder
 	pkts    uint64
 	counts  map[string]int
+	skip    func(r *schemas.FlowRecord) bool
 }
 
 // New returns an engine writing to out.
 func New(cfg Config, out Output) *Engine {
-	e := &Engine{out: out, dns: newDNSNames(), counts: map[string]int{}}
+	e := &Engine{out: out, dns: newDNSNames(), counts: map[string]int{}, skip: cfg.Skip}
 	e.det = detect.New(cfg.Detect, e.dns.namesOf)
 	fc := cfg.Flow
 	fc.OnEnd = e.onEnd
@@ -89,6 +94,22 @@ func (e *Engine) Close() error {
 	return e.err
 }
 
+// Advance moves packet time to nowNs without a packet, expiring flows
+// idle past their timeouts: for a stream whose packets are split over
+// several engines, when one engine has seen less of the time than another.
+func (e *Engine) Advance(nowNs int64) error {
+	if nowNs > e.nowNs {
+		e.nowNs = nowNs
+		e.table.Advance(nowNs)
+	}
+	return e.err
+}
+
+// OldestOpenNs returns the earliest start of a flow still open, or
+// math.MaxInt64 when none is: every packet of an open flow is at or after
+// it. It walks the flow table; call it at checkpoints, not per packet.
+func (e *Engine) OldestOpenNs() int64 { return e.table.OldestStartNs() }
+
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats {
 	c := make(map[string]int, len(e.counts))
@@ -103,6 +124,9 @@ func (e *Engine) onEnd(st *flow.State, reason flow.EndReason) {
 	*r = schemas.FlowRecord{}
 	st.Record(r)
 	e.apps.of(st, false).record(r)
+	if e.skip != nil && e.skip(r) {
+		return
+	}
 	e.det.OnFlowEnd(st, r, e.nowNs, e.emit)
 	if e.err == nil {
 		if err := e.out.Flow(r); err != nil {

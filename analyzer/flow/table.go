@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"math"
 	"net/netip"
 	"time"
 
@@ -627,4 +628,17 @@ func (s *State) addrOf(side uint8) []byte {
 		return s.Key.LoAddr[:]
 	}
 	return s.Key.HiAddr[:]
+}
+
+// OldestStartNs returns the earliest StartNs of the live flows, or
+// math.MaxInt64 when there are none. It walks every live flow: call it at
+// checkpoint frequency, not per packet.
+func (t *Table) OldestStartNs() int64 {
+	oldest := int64(math.MaxInt64)
+	for c := range t.lists {
+		for i := t.lists[c].head; i >= 0; i = t.links[i].next {
+			oldest = min(oldest, t.state(i).StartNs)
+		}
+	}
+	return oldest
 }

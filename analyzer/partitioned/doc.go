@@ -1,0 +1,29 @@
+// Package partitioned runs the analyzer over a partitioned stream (the
+// Kafka topic of the distributed mode) and writes its datasets so that
+// every flow row lands exactly once, across crashes, restarts and
+// rebalances, without Kafka transactions (docs/kafka.md).
+//
+// Each assigned partition gets its own analyzer.Engine and sink.Dataset:
+// partitioning by server address puts every packet of a flow, and every
+// flow to one server, in one partition. At a checkpoint (every
+// CheckpointInterval of wall time or CheckpointMessages messages) the
+// flows and findings that ended since the last one are committed as the
+// file set <topic>-p<partition>-<first>-<last> (the offsets of the
+// messages processed meanwhile); only then is the partition's offset
+// committed, and only up to the watermark: the first message that may
+// hold a packet of a flow still open. A message is past the watermark when
+// its newest packet is older than the start of every open flow (packet
+// time, as everywhere in the analyzer), so resuming at the watermark
+// replays every packet of every flow not yet written.
+//
+// Resuming re-emits some flows already written. When a partition's first
+// message arrives, the flow and finding ids of its sets that cover that
+// offset or later are loaded; a re-emitted flow or finding with a known id
+// is not written again, and a flow that is the tail of a known flow (same
+// endpoints, inside its time span: its start was before the watermark) is
+// dropped before the detectors see it. Revocation (a rebalance, a
+// shutdown) checkpoints and drops the partition's state without ending
+// its open flows, so the next owner rebuilds them whole. Only the end of
+// the stream (Close) ends open flows, after moving every engine to the
+// newest packet time seen on any partition.
+package partitioned

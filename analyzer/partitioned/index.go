@@ -1,0 +1,206 @@
+package partitioned
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/schemas/columnar"
+)
+
+// index is what a resumed partition knows of the rows it wrote before.
+type index struct {
+	ids   map[string]struct{}      // flow and finding ids
+	spans map[endpoints][]flowSpan // flows by their endpoints
+}
+
+// endpoints names a flow whichever side its record calls the client: the
+// tail of a flow, seen without its start, may be oriented the other way.
+type endpoints struct {
+	proto      string
+	loIP, hiIP string
+	loPort     uint16
+	hiPort     uint16
+}
+
+type flowSpan struct {
+	id           string
+	startNs, end int64
+}
+
+func endpointsOf(r *schemas.FlowRecord) endpoints {
+	e := endpoints{proto: r.Proto, loIP: r.ClientIP, loPort: r.ClientPort, hiIP: r.ServerIP, hiPort: r.ServerPort}
+	if e.hiIP < e.loIP || e.hiIP == e.loIP && e.hiPort < e.loPort {
+		e.loIP, e.hiIP, e.loPort, e.hiPort = e.hiIP, e.loIP, e.hiPort, e.loPort
+	}
+	return e
+}
+
+func (x *index) has(id string) bool {
+	_, ok := x.ids[id]
+	return ok
+}
+
+// tail reports whether r is a piece of a flow written before: same
+// endpoints, another id, and inside the written flow's time span. One
+// flow table never holds two flows of the same endpoints at once, so a
+// flow inside another's span can only be its tail, rebuilt from the
+// packets after the watermark.
+func (x *index) tail(r *schemas.FlowRecord) bool {
+	for _, s := range x.spans[endpointsOf(r)] {
+		if s.id != r.FlowID && s.startNs <= r.StartNs && r.EndNs <= s.end {
+			return true
+		}
+	}
+	return false
+}
+
+// loadIndex reads the ids of the sets of partition id that cover offset
+// from or later, and the names of all the partition's sets.
+func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool, error) {
+	x := &index{ids: map[string]struct{}{}, spans: map[endpoints][]flowSpan{}}
+	sets := map[string]bool{}
+	prefix := "part-" + topic + "-p" + strconv.Itoa(id) + "-"
+	pick := func(path string) bool {
+		set, last, ok := parseSetFile(filepath.Base(path), prefix)
+		if !ok {
+			return false
+		}
+		sets[set] = true
+		return last >= from
+	}
+	err := ReadDataset(root, "flows", pick, func(r *schemas.FlowRecord) error {
+		x.ids[r.FlowID] = struct{}{}
+		e := endpointsOf(r)
+		x.spans[e] = append(x.spans[e], flowSpan{r.FlowID, r.StartNs, r.EndNs})
+		return nil
+	})
+	if err == nil {
+		err = ReadDataset(root, "findings", pick, func(f *schemas.Finding) error {
+			x.ids[f.FindingID] = struct{}{}
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("load rows written for partition %d: %w", id, err)
+	}
+	return x, sets, nil
+}
+
+// parseSetFile parses part-<topic>-p<id>-<first>-<last>[+n]-<k>.parquet,
+// given the prefix up to <first>; it returns the set name and <last>.
+func parseSetFile(name, prefix string) (set string, last int64, ok bool) {
+	rest, found := strings.CutPrefix(name, prefix)
+	if !found {
+		return "", 0, false
+	}
+	rest, found = strings.CutSuffix(rest, ".parquet")
+	if !found {
+		return "", 0, false
+	}
+	k := strings.LastIndexByte(rest, '-')
+	if k < 0 {
+		return "", 0, false
+	}
+	if _, err := strconv.ParseUint(rest[k+1:], 10, 32); err != nil {
+		return "", 0, false
+	}
+	rng := rest[:k]
+	first, lastS, found := strings.Cut(rng, "-")
+	if !found {
+		return "", 0, false
+	}
+	lastS, _, _ = strings.Cut(lastS, "+")
+	if _, err := strconv.ParseInt(first, 10, 64); err != nil {
+		return "", 0, false
+	}
+	last, err := strconv.ParseInt(lastS, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return strings.TrimPrefix(prefix, "part-") + rng, last, true
+}
+
+// ReadDataset calls fn with every record of the committed files of one
+// dataset (flows, findings or packets) under root for which pick (when
+// not nil) returns true. Hidden, uncommitted files are skipped; a missing
+// dataset directory holds no records.
+func ReadDataset[T columnar.Record](root, dataset string, pick func(path string) bool, fn func(*T) error) error {
+	dir := filepath.Join(root, dataset)
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		name := d.Name()
+		if path != dir && strings.HasPrefix(name, ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !strings.HasSuffix(name, ".parquet") || pick != nil && !pick(path) {
+			return nil
+		}
+		return readFile(path, fn)
+	})
+}
+
+func readFile[T columnar.Record](path string, fn func(*T) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		return fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	defer pr.Close()
+	if pr.NumRows() == 0 {
+		return nil
+	}
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 16 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("read schema of %s: %w", path, err)
+	}
+	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer rr.Release()
+	dec := columnar.NewDecoder[T]()
+	var r T
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		if err := dec.Reset(rec); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		for i := range int(rec.NumRows()) {
+			var zero T
+			r = zero // a column the file lacks reads as the zero value
+			if err := dec.Decode(i, &r); err != nil {
+				return fmt.Errorf("read %s row %d: %w", path, i, err)
+			}
+			if err := fn(&r); err != nil {
+				return err
+			}
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
