@@ -35,6 +35,7 @@ import (
 const captureExamples = `  tamperscope capture --iface eth0 --out /var/lib/tamperscope
   tamperscope capture --iface eth0 --source afpacket --pcap seen.pcap
   tamperscope capture --iface eth0 --format json --ports 443,80 | jq 'select(.kind != null)'
+  tamperscope capture --iface eth0 --kafka kafka1:9093 --kafka-tls --kafka-sasl scram-sha-512 --kafka-user vantage1 --kafka-password-file /etc/tamperscope/kafka.pw
 `
 
 type captureConfig struct {
@@ -45,6 +46,7 @@ type captureConfig struct {
 	report                                    time.Duration
 	pseudo                                    *privacy.Pseudonymizer // nil: addresses as captured
 	metrics                                   string
+	kafka                                     kafkaFlags
 }
 
 // defaultKeyFile holds the pseudonymization key of a vantage.
@@ -72,6 +74,7 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	noPseudo := fs.Bool("no-pseudonymize", false, "record local addresses as captured")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9108)")
 	fs.BoolVar(&cfg.keepPayload, "keep-payload", false, "keep payload snapshots in the packets/ dataset (by default only the fields parsed from them are stored)")
+	cfg.kafka.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -102,6 +105,8 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
 	case cfg.packets && cfg.out == "":
 		return usageError{errors.New("--packets needs --out")}
+	case cfg.kafka.enabled() && (cfg.out != "" || cfg.packets || cfg.format != "table" || cfg.metrics != ""):
+		return usageError{errors.New("--kafka publishes the packets for tamperscope analyze: --out, --packets, --format and --metrics belong there")}
 	}
 	if cfg.pcap != "" {
 		cfg.source = "afpacket"
@@ -140,6 +145,9 @@ func parsePorts(s string) ([]uint16, error) {
 // ctx ends; the source then drains and the analyzer flushes, so nothing
 // read is lost on SIGINT/SIGTERM.
 func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Writer) error {
+	if cfg.kafka.enabled() {
+		return captureToKafka(ctx, cfg, stdout)
+	}
 	out, err := newOutput(stdout, cfg.format, cfg.out, "capture")
 	if err != nil {
 		return err
@@ -162,6 +170,24 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "\n%s; %d flows, %d findings\n", summary, out.flowCount(), len(out.findings))
 	}
 	return errors.Join(capErr, procErr)
+}
+
+// captureToKafka publishes what the source captures to the packet topic
+// until ctx ends. Capture never waits for the broker: what does not fit
+// the publisher's buffer while the broker is away is dropped and counted.
+func captureToKafka(ctx context.Context, cfg captureConfig, stdout io.Writer) error {
+	pub, err := newKafkaPublisher(ctx, &cfg.kafka, false)
+	if err != nil {
+		return err
+	}
+	var counts atomic.Pointer[sourceCounts]
+	counts.Store(&sourceCounts{})
+	summary, capErr := runSource(ctx, cfg, pub, func() uint64 { return 0 }, &counts)
+	perr := closePublisher(pub)
+	st := pub.Stats()
+	slog.Info("capture ended", "source", cfg.source, "summary", summary, "topic", cfg.kafka.topic, "acked_rows", st.AckedRows)
+	fmt.Fprintf(stdout, "%s; %d rows published to %s (%d dropped, %d failed)\n", summary, st.AckedRows, cfg.kafka.topic, st.DroppedRows, st.FailedRows)
+	return errors.Join(capErr, perr)
 }
 
 // runSource captures from cfg.iface into pub until ctx ends: eBPF unless

@@ -28,6 +28,7 @@ const replayExamples = `  tamperscope replay capture.pcapng
   tamperscope replay --out datasets/ day1/*.pcap.gz
   tamperscope replay --format json capture.pcap | jq 'select(.record == "finding")'
   tamperscope replay --out archive/ --packets --keep-payload capture.pcap   # for tamperscope batch later
+  tamperscope replay --kafka 127.0.0.1:9092 --topic tamperscope.packets day1/*.pcap.gz   # for tamperscope analyze
 `
 
 type replayConfig struct {
@@ -43,6 +44,7 @@ type replayConfig struct {
 	cpuprof     string
 	memprof     string
 	metrics     string
+	kafka       kafkaFlags
 }
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,10 +61,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile to `FILE`")
 	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile to `FILE` at the end (allocations over the whole run)")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while running (e.g. 127.0.0.1:9108)")
+	cfg.kafka.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.files = fs.Args()
+	if cfg.kafka.enabled() && (cfg.out != "" || cfg.packets || cfg.format != "table") {
+		return usageError{errors.New("--kafka publishes the packets for tamperscope analyze: --out, --packets and --format belong there")}
+	}
 	switch {
 	case len(cfg.files) == 0:
 		return usageError{errors.New("no capture files given")}
@@ -130,6 +136,9 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 		src = merge.New(sources...)
 	}
 	defer src.Close()
+	if cfg.kafka.enabled() {
+		return replayToKafka(ctx, cfg, src, openErrs, stdout)
+	}
 
 	out, err := newOutput(stdout, cfg.format, cfg.out, "replay")
 	if err != nil {
@@ -163,6 +172,33 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 		el := time.Since(start)
 		out.printSummary(fmt.Sprintf("%d packets (%d skipped) in %.2fs (%.2f Mpkt/s)",
 			ist.Source.Frames, ist.Skipped(), el.Seconds(), float64(ist.Source.Frames)/el.Seconds()/1e6), eng.Stats())
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if readErr != nil || len(openErrs) > 0 {
+		return partialError{errors.Join(append(openErrs, readErr)...)}
+	}
+	return nil
+}
+
+// replayToKafka publishes src's packets to the packet topic, waiting for
+// the broker rather than dropping anything.
+func replayToKafka(ctx context.Context, cfg replayConfig, src capture.Source, openErrs []error, stdout io.Writer) error {
+	pub, err := newKafkaPublisher(ctx, &cfg.kafka, true)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	ist, readErr := ingest.Run(ctx, src, pub, ingest.Config{Decode: decode.Options{Vantage: cfg.vantage}})
+	if err := closePublisher(pub); err != nil {
+		return err
+	}
+	if !cfg.quiet {
+		st := pub.Stats()
+		el := time.Since(start)
+		fmt.Fprintf(stdout, "%d packets (%d skipped) published to %s: %d rows in %d messages acknowledged in %.2fs (%.2f Mpkt/s)\n",
+			ist.Source.Frames, ist.Skipped(), cfg.kafka.topic, st.AckedRows, st.AckedMsgs, el.Seconds(), float64(st.AckedRows)/el.Seconds()/1e6)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/tamperscope/tamperscope/analyzer"
+	"github.com/tamperscope/tamperscope/analyzer/detect"
+	"github.com/tamperscope/tamperscope/analyzer/flow"
+	"github.com/tamperscope/tamperscope/analyzer/partitioned"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport/kafka"
+)
+
+const analyzeExamples = `  tamperscope analyze --kafka 127.0.0.1:9092 --group analyzers --out /var/lib/tamperscope/datasets
+  tamperscope analyze --kafka kafka1:9093 --kafka-tls --kafka-ca ca.pem --kafka-sasl scram-sha-512 \
+      --kafka-user analyzer --kafka-password-file /etc/tamperscope/kafka.pw --group analyzers --out datasets/
+  tamperscope analyze --kafka 127.0.0.1:9092 --group once --out datasets/ --idle-exit 30s   # a replayed topic, then stop
+`
+
+type analyzeConfig struct {
+	kafka         kafkaFlags
+	group, out    string
+	findingsTopic string
+	idleExit      time.Duration
+	checkpoint    time.Duration
+	session       time.Duration
+	maxFlows      int
+	quiet         bool
+}
+
+func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg analyzeConfig
+	fs := newFlagSet("analyze", "analyze --kafka BROKERS --group G --out DIR [flags]", analyzeExamples, stderr)
+	cfg.kafka.register(fs, true)
+	fs.StringVar(&cfg.group, "group", "", "Kafka consumer `GROUP`: analyzers of one group share the topic's partitions (required)")
+	fs.StringVar(&cfg.out, "out", "", "write Parquet datasets (flows/, findings/) under `DIR` (required)")
+	fs.StringVar(&cfg.findingsTopic, "findings-topic", "", "also produce findings as JSON, keyed by target IP, to `TOPIC` (default <topic>.findings; \"-\" for none)")
+	fs.DurationVar(&cfg.idleExit, "idle-exit", 0, "end the stream after this long without a message: end every open flow, commit and exit (default: run until signalled)")
+	fs.DurationVar(&cfg.checkpoint, "checkpoint", 10*time.Second, "commit datasets and offsets of a partition this often")
+	fs.DurationVar(&cfg.session, "session-timeout", 10*time.Second, "consumer group session timeout: how soon the group notices a dead analyzer")
+	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap per partition (default 262144)")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sec, err := cfg.kafka.security()
+	switch {
+	case err != nil:
+		return usageError{err}
+	case cfg.group == "":
+		return usageError{errors.New("--group is required")}
+	case cfg.out == "":
+		return usageError{errors.New("--out is required")}
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if cfg.findingsTopic == "" {
+		cfg.findingsTopic = cfg.kafka.topic + ".findings"
+	}
+	return analyzeKafka(ctx, cfg, sec, stdout)
+}
+
+// analyzeKafka consumes the packet topic as a member of the group until
+// ctx ends (it then checkpoints and leaves; open flows are rebuilt by the
+// next run) or the topic has been idle for --idle-exit (the stream ends:
+// open flows end as at the end of a capture).
+func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, stdout io.Writer) error {
+	brokers := cfg.kafka.brokerList()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	topics := map[string]int{cfg.kafka.topic: cfg.kafka.partitions, cfg.kafka.topic + ".dlq": 1}
+	if cfg.findingsTopic != "-" {
+		topics[cfg.findingsTopic] = cfg.kafka.partitions
+	}
+	for t, n := range topics {
+		if err := kafka.CreateTopic(cctx, brokers, sec, t, max(n, 1)); err != nil {
+			return err
+		}
+	}
+	var publish func(int, []schemas.Finding) error
+	if cfg.findingsTopic != "-" {
+		fw, err := kafka.NewRecordWriter(brokers, sec, cfg.findingsTopic, nil)
+		if err != nil {
+			return err
+		}
+		defer fw.Close()
+		publish = func(_ int, fs []schemas.Finding) error {
+			recs := make([]kafka.Record, len(fs))
+			for i := range fs {
+				v, err := json.Marshal(&fs[i])
+				if err != nil {
+					return fmt.Errorf("encode finding: %w", err)
+				}
+				recs[i] = kafka.Record{Key: []byte(fs[i].TargetIP), Value: v}
+			}
+			// Findings are published before their set is committed; a
+			// signal must not cut that short.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			return fw.Write(wctx, recs...)
+		}
+	}
+	dc, err := json.Marshal(detect.Config{}.Effective())
+	if err != nil {
+		return fmt.Errorf("encode detector configuration: %w", err)
+	}
+	var sub *kafka.Subscriber
+	cons, err := partitioned.New(partitioned.Config{
+		Topic:              cfg.kafka.topic,
+		Root:               cfg.out,
+		Sink:               sink.Config{Version: version, DetectorConfig: string(dc)},
+		Engine:             analyzer.Config{Flow: flow.Config{MaxFlows: cfg.maxFlows}},
+		Commit:             committerFunc(func(p int, off int64) error { return sub.Commit(p, off) }),
+		Findings:           publish,
+		CheckpointInterval: cfg.checkpoint,
+	})
+	if err != nil {
+		return err
+	}
+	var cbErr error // from a callback inside Next
+	sub, err = kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:        brokers,
+		Topic:          cfg.kafka.topic,
+		Group:          cfg.group,
+		Security:       sec,
+		SessionTimeout: cfg.session,
+		OnAssigned: func(ids []int) {
+			if err := cons.Assigned(ids); err != nil && cbErr == nil {
+				cbErr = err
+			}
+		},
+		OnRevoked: func(ids []int) {
+			if err := cons.Revoked(ids); err != nil && cbErr == nil {
+				cbErr = err
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	start, last := time.Now(), time.Now()
+	var runErr error
+	for runErr == nil {
+		nctx, cancel := context.WithTimeout(ctx, time.Second)
+		d, err := sub.Next(nctx)
+		cancel()
+		switch {
+		case cbErr != nil:
+			runErr = cbErr
+		case err == nil:
+			last = time.Now()
+			runErr = cons.Process(d)
+			sub.Release(d)
+		case ctx.Err() != nil:
+			// Checkpointed now, the next run resumes where this one
+			// committed and rebuilds the flows still open.
+			lerr := cons.Leave()
+			cerr := sub.Close()
+			printAnalyzeSummary(cfg, cons, sub, start, stdout)
+			return errors.Join(ctx.Err(), lerr, cerr)
+		case errors.Is(err, context.DeadlineExceeded):
+			if cfg.idleExit > 0 && time.Since(last) >= cfg.idleExit {
+				slog.Info("no message for --idle-exit: ending the stream", "idle", cfg.idleExit)
+				cerr := cons.Close()
+				serr := sub.Close()
+				printAnalyzeSummary(cfg, cons, sub, start, stdout)
+				return errors.Join(cerr, serr)
+			}
+			runErr = cons.Tick()
+		default:
+			runErr = err
+		}
+	}
+	// Nothing more is committed: the group delivers again what was not.
+	sub.Close()
+	return runErr
+}
+
+type committerFunc func(partition int, offset int64) error
+
+func (f committerFunc) Commit(partition int, offset int64) error { return f(partition, offset) }
+
+func printAnalyzeSummary(cfg analyzeConfig, cons *partitioned.Consumer, sub *kafka.Subscriber, start time.Time, stdout io.Writer) {
+	cs, ss := cons.Stats(), sub.Stats()
+	slog.Info("analyze ended", "messages", cs.Messages, "packets", cs.Packets, "flows", cs.Flows, "findings", cs.Findings,
+		"repeated", cs.Repeated, "tails", cs.Tails, "sets", cs.Sets, "commits", cs.Commits, "corrupt", ss.Corrupt, "dead_lettered", ss.DeadLettered)
+	if cfg.quiet {
+		return
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "%d packets in %d messages from %s in %.2fs (%.2f Mpkt/s); %d flows, %d findings written (%d repeats and %d flow tails of an earlier run skipped); %d corrupt messages dead-lettered\n",
+		cs.Packets, cs.Messages, cfg.kafka.topic, el.Seconds(), float64(cs.Packets)/el.Seconds()/1e6, cs.Flows, cs.Findings, cs.Repeated, cs.Tails, ss.DeadLettered)
+}
