@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tamperscope/tamperscope/analyzer/partitioned"
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// binDir holds the tamperscope and gencap binaries that the distributed
+// tests run as processes, so that an analyzer can be SIGKILLed.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Getenv("TAMPERSCOPE_KAFKA") == "" && os.Getenv("TAMPERSCOPE_REQUIRE_ALL") != "1" {
+			return m.Run() // the Kafka tests skip; nothing to build
+		}
+		dir, err := os.MkdirTemp("", "tamperscope-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		for _, pkg := range []string{".", "../../bench/gencap"} {
+			out, err := exec.Command("go", "build", "-o", dir, pkg).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+				return 1
+			}
+		}
+		binDir = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func kafkaAddr(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("TAMPERSCOPE_KAFKA")
+	if addr == "" {
+		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
+			t.Fatal("TAMPERSCOPE_KAFKA is not set (start a broker: eval \"$(scripts/kafka.sh up)\")")
+		}
+		t.Skip("TAMPERSCOPE_KAFKA is not set; start a broker with eval \"$(scripts/kafka.sh up)\"")
+	}
+	return addr
+}
+
+var nameSeq atomic.Int64
+
+func uniqueTopic(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), nameSeq.Add(1))
+}
+
+// labCaptures is every seed-1 capture of the censor lab: all the scenarios.
+func labCaptures(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../../lab/testdata/*-seed1/capture.pcap")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no lab captures: %v", err)
+	}
+	return files
+}
+
+// run runs the binary to completion and fails the test on a non-zero exit.
+func runBin(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "tamperscope"), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tamperscope %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// startAnalyzer starts an analyzer in the background.
+func startAnalyzer(t *testing.T, addr, topic, group, out string, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"analyze", "--kafka", addr, "--topic", topic, "--group", group, "--out", out,
+		"--session-timeout", "6s", "--checkpoint", "100ms", "--quiet"}, extra...)
+	cmd := exec.Command(filepath.Join(binDir, "tamperscope"), args...)
+	log, err := os.Create(filepath.Join(t.TempDir(), "analyze.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("analyzer log:\n%s", b)
+		}
+	})
+	return cmd
+}
+
+func wait(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("analyzer: %v", err)
+	}
+}
+
+type dataset struct {
+	flows    []schemas.FlowRecord
+	findings []schemas.Finding
+}
+
+func readDataset(t *testing.T, dir string) dataset {
+	t.Helper()
+	var d dataset
+	if err := partitioned.ReadDataset(dir, "flows", nil, func(r *schemas.FlowRecord) error {
+		d.flows = append(d.flows, *r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := partitioned.ReadDataset(dir, "findings", nil, func(f *schemas.Finding) error {
+		d.findings = append(d.findings, *f)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(d.flows, func(a, b schemas.FlowRecord) int { return strings.Compare(a.FlowID, b.FlowID) })
+	slices.SortFunc(d.findings, func(a, b schemas.Finding) int { return strings.Compare(a.FindingID, b.FindingID) })
+	return d
+}
+
+// noDuplicates fails on a flow id or finding id present twice.
+func noDuplicates(t *testing.T, d dataset) {
+	t.Helper()
+	for i := 1; i < len(d.flows); i++ {
+		if d.flows[i].FlowID == d.flows[i-1].FlowID {
+			t.Errorf("flow %s written twice", d.flows[i].FlowID)
+		}
+	}
+	for i := 1; i < len(d.findings); i++ {
+		if d.findings[i].FindingID == d.findings[i-1].FindingID {
+			t.Errorf("finding %s written twice", d.findings[i].FindingID)
+		}
+	}
+}
+
+// inProcess replays files in process: the reference.
+func inProcess(t *testing.T, files []string) dataset {
+	t.Helper()
+	dir := t.TempDir()
+	runBin(t, append([]string{"replay", "--quiet", "--out", dir}, files...)...)
+	return readDataset(t, dir)
+}
+
+// partitionIndependent keeps the findings whose inputs all come from one
+// server address (docs/kafka.md, "What differs from one process").
+func partitionIndependent(fs []schemas.Finding) []schemas.Finding {
+	var out []schemas.Finding
+	for _, f := range fs {
+		if !crossAddress[f.Kind] {
+			f.Collateral = nil // DNS answers come through the resolver's partition
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+var crossAddress = map[string]bool{schemas.KindThrottling: true, schemas.KindIPBlocking: true}
+
+func compareFlows(t *testing.T, want, got dataset) {
+	t.Helper()
+	noDuplicates(t, got)
+	if diff := cmp.Diff(want.flows, got.flows); diff != "" {
+		t.Errorf("flows differ from the in-process run (-in-process +kafka):\n%s", diff)
+	}
+}
+
+func TestKafkaEquivalence(t *testing.T) {
+	addr := kafkaAddr(t)
+	files := labCaptures(t)
+	want := inProcess(t, files)
+	if len(want.flows) == 0 || len(want.findings) == 0 {
+		t.Fatalf("reference run has %d flows and %d findings: not a useful comparison", len(want.flows), len(want.findings))
+	}
+	topic := uniqueTopic("equiv")
+	runBin(t, append([]string{"replay", "--quiet", "--kafka", addr, "--topic", topic, "--partitions", "4"}, files...)...)
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("analyzers=%d", n), func(t *testing.T) {
+			out := t.TempDir()
+			group := uniqueTopic("g")
+			var cmds []*exec.Cmd
+			for range n {
+				cmds = append(cmds, startAnalyzer(t, addr, topic, group, out, "--idle-exit", "8s", "--findings-topic", "-"))
+			}
+			for _, c := range cmds {
+				wait(t, c)
+			}
+			got := readDataset(t, out)
+			compareFlows(t, want, got)
+			if diff := cmp.Diff(partitionIndependent(want.findings), partitionIndependent(got.findings)); diff != "" {
+				t.Errorf("findings differ from the in-process run (-in-process +kafka):\n%s", diff)
+			}
+		})
+	}
+}
