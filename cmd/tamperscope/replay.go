@@ -157,7 +157,7 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	afterBatch := func() { met.tick(eng, out.ds) }
 	var ist ingest.Stats
 	var readErr error
-	stopBar := startProgress(cfg, stderr, prog, totalBytes, eng)
+	stopBar := startProgress(cfg, stderr, prog, totalBytes, out.flowCount)
 	err = analyze(ctx, func(pub transport.Publisher) {
 		ist, readErr = ingest.Run(ctx, src, pub, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}})
 	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, afterBatch, stopBar)
@@ -211,7 +211,7 @@ func replayToKafka(ctx context.Context, cfg replayConfig, src capture.Source, op
 
 // startProgress draws a one-line progress bar on a terminal; it returns a
 // func that stops it and clears the line.
-func startProgress(cfg replayConfig, stderr io.Writer, prog *ingest.Progress, total int64, eng *analyzer.Engine) func() {
+func startProgress(cfg replayConfig, stderr io.Writer, prog *ingest.Progress, total int64, flows func() uint64) func() {
 	show := cfg.progress == "always"
 	if cfg.progress == "auto" && !cfg.quiet {
 		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -241,7 +241,7 @@ func startProgress(cfg replayConfig, stderr io.Writer, prog *ingest.Progress, to
 				if total > 0 {
 					pct = fmt.Sprintf("%3.0f%% ", 100*float64(b)/float64(total))
 				}
-				fmt.Fprintf(stderr, "\r\033[K%s%s  %s packets  %.2f Mpkt/s", pct, humanBytes(b), humanCount(n), float64(n)/el/1e6)
+				fmt.Fprintf(stderr, "\r\033[K%s%s  %s packets  %.2f Mpkt/s  %s flows", pct, humanBytes(b), humanCount(n), float64(n)/el/1e6, humanCount(flows()))
 			}
 		}
 	}()
