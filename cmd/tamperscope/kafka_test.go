@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,13 +10,17 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/tamperscope/tamperscope/analyzer/partitioned"
 	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/transport/kafka"
 )
 
 // binDir holds the tamperscope and gencap binaries that the distributed
@@ -183,10 +188,10 @@ func partitionIndependent(fs []schemas.Finding) []schemas.Finding {
 
 var crossAddress = map[string]bool{schemas.KindThrottling: true, schemas.KindIPBlocking: true}
 
-func compareFlows(t *testing.T, want, got dataset) {
+func compareFlows(t *testing.T, want, got dataset, opts ...cmp.Option) {
 	t.Helper()
 	noDuplicates(t, got)
-	if diff := cmp.Diff(want.flows, got.flows); diff != "" {
+	if diff := cmp.Diff(want.flows, got.flows, opts...); diff != "" {
 		t.Errorf("flows differ from the in-process run (-in-process +kafka):\n%s", diff)
 	}
 }
@@ -217,5 +222,95 @@ func TestKafkaEquivalence(t *testing.T) {
 				t.Errorf("findings differ from the in-process run (-in-process +kafka):\n%s", diff)
 			}
 		})
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func committedFlowFiles(dir string) int {
+	files, _ := filepath.Glob(filepath.Join(dir, "flows", "*", "*", "part-*.parquet"))
+	return len(files)
+}
+
+// TestKafkaAnalyzerKilled SIGKILLs an analyzer once it has committed part
+// of the stream and restarts it: every flow ends up in the datasets once.
+func TestKafkaAnalyzerKilled(t *testing.T) {
+	addr := kafkaAddr(t)
+	pcap := filepath.Join(t.TempDir(), "gen.pcap")
+	if out, err := exec.Command(filepath.Join(binDir, "gencap"), "-o", pcap, "-flows", "4000").CombinedOutput(); err != nil {
+		t.Fatalf("gencap: %v\n%s", err, out)
+	}
+	want := inProcess(t, []string{pcap})
+	topic := uniqueTopic("killed")
+	runBin(t, "replay", "--quiet", "--kafka", addr, "--topic", topic, "--partitions", "4", pcap)
+	out, group := t.TempDir(), uniqueTopic("g")
+
+	a := startAnalyzer(t, addr, topic, group, out, "--checkpoint", "1ms")
+	waitFor(t, time.Minute, "a committed flow file", func() bool { return committedFlowFiles(out) > 0 })
+	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait()
+	before := committedFlowFiles(out)
+
+	b := startAnalyzer(t, addr, topic, group, out, "--idle-exit", "8s")
+	wait(t, b)
+	got := readDataset(t, out)
+	t.Logf("%d flow files before the kill, %d flows in the end", before, len(got.flows))
+	// A flow idle past its timeout when the stream ends is "idle" or "eof"
+	// depending on when its engine last swept (docs/kafka.md).
+	compareFlows(t, want, got, cmpopts.IgnoreFields(schemas.FlowRecord{}, "EndReason"))
+}
+
+// TestKafkaDeadLetter sends a message that does not decode between good
+// ones: it lands on the dead-letter topic with its reason, and the
+// analyzer carries on with the rest.
+func TestKafkaDeadLetter(t *testing.T) {
+	addr := kafkaAddr(t)
+	files := labCaptures(t)[:1]
+	want := inProcess(t, files)
+	topic := uniqueTopic("dlq")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafka.CreateTopic(ctx, []string{addr}, kafka.Security{}, topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topic, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(ctx, kafkago.Message{Key: []byte{0, 0, 0, 0}, Value: []byte("not a packet batch")}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	runBin(t, append([]string{"replay", "--quiet", "--kafka", addr, "--topic", topic}, files...)...)
+	out := t.TempDir()
+	wait(t, startAnalyzer(t, addr, topic, uniqueTopic("g"), out, "--idle-exit", "6s"))
+	compareFlows(t, want, readDataset(t, out))
+
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, Topic: topic + ".dlq", Partition: 0})
+	defer r.Close()
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatalf("read dead-letter topic: %v", err)
+	}
+	if string(m.Value) != "not a packet batch" {
+		t.Errorf("dead letter holds %q, want the corrupt message", m.Value)
+	}
+	var reason string
+	for _, h := range m.Headers {
+		if h.Key == kafka.HeaderReason {
+			reason = string(h.Value)
+		}
+	}
+	if reason == "" {
+		t.Errorf("dead letter has no %s header: %v", kafka.HeaderReason, m.Headers)
 	}
 }
