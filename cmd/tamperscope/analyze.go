@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
 	"github.com/tamperscope/tamperscope/analyzer/partitioned"
+	"github.com/tamperscope/tamperscope/metrics"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport/kafka"
@@ -26,6 +28,7 @@ const analyzeExamples = `  tamperscope analyze --kafka 127.0.0.1:9092 --group an
 
 type analyzeConfig struct {
 	kafka         kafkaFlags
+	metrics       string
 	group, out    string
 	findingsTopic string
 	idleExit      time.Duration
@@ -47,6 +50,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.session, "session-timeout", 10*time.Second, "consumer group session timeout: how soon the group notices a dead analyzer")
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap per partition (default 262144)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics (consumer lag included) at http://`ADDR`/metrics")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -145,9 +149,30 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 	if err != nil {
 		return err
 	}
+	met, err := startMetrics(ctx, cfg.metrics, "analyze", "", func() sourceCounts {
+		ss := sub.Stats()
+		return sourceCounts{packets: ss.Rows, drops: map[string]uint64{"corrupt_message": ss.Corrupt}}
+	})
+	if err != nil {
+		return err
+	}
+	tickMetrics := func() {
+		if met == nil || time.Since(met.last) < time.Second {
+			return
+		}
+		cs := cons.Stats()
+		met.publish(cs.Engine, nil, func(s *metrics.Snapshot) {
+			s.ParquetRows = map[string]uint64{"flows": cs.Flows, "findings": cs.Findings}
+			s.ConsumerLag = map[string]int64{}
+			for p, l := range sub.Lag() {
+				s.ConsumerLag[strconv.Itoa(p)] = l
+			}
+		})
+	}
 	start, last := time.Now(), time.Now()
 	var runErr error
 	for runErr == nil {
+		tickMetrics()
 		nctx, cancel := context.WithTimeout(ctx, time.Second)
 		d, err := sub.Next(nctx)
 		cancel()

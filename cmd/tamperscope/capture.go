@@ -28,6 +28,7 @@ import (
 	"github.com/tamperscope/tamperscope/capture/afpacket"
 	"github.com/tamperscope/tamperscope/capture/ebpf"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/metrics"
 	"github.com/tamperscope/tamperscope/privacy"
 	"github.com/tamperscope/tamperscope/transport"
 )
@@ -105,8 +106,8 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
 	case cfg.packets && cfg.out == "":
 		return usageError{errors.New("--packets needs --out")}
-	case cfg.kafka.enabled() && (cfg.out != "" || cfg.packets || cfg.format != "table" || cfg.metrics != ""):
-		return usageError{errors.New("--kafka publishes the packets for tamperscope analyze: --out, --packets, --format and --metrics belong there")}
+	case cfg.kafka.enabled() && (cfg.out != "" || cfg.packets || cfg.format != "table"):
+		return usageError{errors.New("--kafka publishes the packets for tamperscope analyze: --out, --packets and --format belong there")}
 	}
 	if cfg.pcap != "" {
 		cfg.source = "afpacket"
@@ -182,7 +183,25 @@ func captureToKafka(ctx context.Context, cfg captureConfig, stdout io.Writer) er
 	}
 	var counts atomic.Pointer[sourceCounts]
 	counts.Store(&sourceCounts{})
+	met, err := startMetrics(ctx, cfg.metrics, "capture", cfg.vantage, func() sourceCounts { return *counts.Load() })
+	if err != nil {
+		return err
+	}
+	stopMetrics := func() {}
+	if met != nil {
+		stopMetrics = every(time.Second, func() {
+			met.publish(analyzer.Stats{}, nil, func(s *metrics.Snapshot) {
+				st := pub.Stats()
+				drops := map[string]uint64{"kafka_buffer": st.DroppedRows}
+				for k, v := range s.Drops {
+					drops[k] = v
+				}
+				s.Drops, s.KafkaErrors = drops, st.FailedMsgs
+			})
+		})
+	}
 	summary, capErr := runSource(ctx, cfg, pub, func() uint64 { return 0 }, &counts)
+	stopMetrics()
 	perr := closePublisher(pub)
 	st := pub.Stats()
 	slog.Info("capture ended", "source", cfg.source, "summary", summary, "topic", cfg.kafka.topic, "acked_rows", st.AckedRows)

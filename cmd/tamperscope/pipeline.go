@@ -291,9 +291,14 @@ func (m *runMetrics) tick(eng *analyzer.Engine, ds *sink.Dataset) {
 	if m == nil || time.Since(m.last) < time.Second {
 		return
 	}
+	m.publish(eng.Stats(), ds, nil)
+}
+
+// publish builds a snapshot from the analyzer's counters, the datasets and
+// the source's; more, when set, adds what only the caller knows.
+func (m *runMetrics) publish(es analyzer.Stats, ds *sink.Dataset, more func(*metrics.Snapshot)) {
 	m.last = time.Now()
 	src := m.source()
-	es := eng.Stats()
 	s := &metrics.Snapshot{
 		Packets:      src.packets,
 		Bytes:        src.bytes,
@@ -310,6 +315,9 @@ func (m *runMetrics) tick(eng *analyzer.Engine, ds *sink.Dataset) {
 		st := ds.Stats()
 		s.ParquetFiles = map[string]uint64{"flows": uint64(st.Flows.Files), "findings": uint64(st.Findings.Files), "packets": uint64(st.Packets.Files)}
 		s.ParquetRows = map[string]uint64{"flows": uint64(st.Flows.Rows), "findings": uint64(st.Findings.Rows), "packets": uint64(st.Packets.Rows)}
+	}
+	if more != nil {
+		more(s)
 	}
 	m.exp.Publish(s)
 }

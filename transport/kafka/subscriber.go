@@ -82,6 +82,8 @@ type SubscriberStats struct {
 // says the rows are durable, so a restart resumes after the last commit and
 // nothing is lost: delivery is at least once.
 type Subscriber struct {
+	lagMu sync.Mutex
+	lag   map[int]int64 // by partition, see Lag
 	cfg   SubscriberConfig
 	log   *slog.Logger
 	conn  conn
@@ -255,6 +257,30 @@ func (s *Subscriber) runGeneration(ctx context.Context, gen *kafkago.Generation,
 	}
 }
 
+// setLag records how far partition p's reader is behind its high
+// watermark, as of the message it just fetched.
+func (s *Subscriber) setLag(p int, lag int64) {
+	s.lagMu.Lock()
+	if s.lag == nil {
+		s.lag = map[int]int64{}
+	}
+	s.lag[p] = max(lag, 0)
+	s.lagMu.Unlock()
+}
+
+// Lag returns, per partition this member reads, how many messages its
+// reader is behind the partition's high watermark (as of its last fetch).
+// Safe from any goroutine.
+func (s *Subscriber) Lag() map[int]int64 {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	out := make(map[int]int64, len(s.lag))
+	for p, l := range s.lag {
+		out[p] = l
+	}
+	return out
+}
+
 // put queues it for Next; false when the Subscriber is closing.
 func (s *Subscriber) put(it item) bool {
 	select {
@@ -311,6 +337,7 @@ func (s *Subscriber) readPartition(ctx context.Context, a kafkago.PartitionAssig
 			}
 			continue
 		}
+		s.setLag(m.Partition, m.HighWaterMark-m.Offset-1)
 		d := transport.Delivery{Batch: b, Partition: m.Partition, Offset: m.Offset}
 		if !s.putCtx(ctx, item{kind: itemDelivery, delivery: d}) {
 			s.batches.Put(b)
