@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
@@ -74,7 +75,7 @@ func TestRealCensorshipCaptures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
-			res, _, err := replayFile(t, filepath.Join(corpus, tc.file))
+			res, _, err := replayFile(t, corpustest.Path(tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}

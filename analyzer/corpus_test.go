@@ -1,12 +1,10 @@
 package analyzer_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,11 +14,10 @@ import (
 	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport/inproc"
 )
-
-const corpus = "../../shared/corpus"
 
 // collect keeps everything an engine produces.
 type collect struct {
@@ -72,35 +69,6 @@ func replayFile(t testing.TB, path string) (*collect, ingest.Stats, error) {
 	return out, st, readErr
 }
 
-// tsv reads a corpus expectation file into maps keyed by its header.
-func tsv(t testing.TB, name string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(corpus, name))
-	if err != nil {
-		t.Fatalf("corpus missing (%v): tests need ../shared/corpus beside the repository", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var hdr []string
-	var rows []map[string]string
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
-		if hdr == nil {
-			hdr = cols
-			continue
-		}
-		row := map[string]string{}
-		for i, h := range hdr {
-			if i < len(cols) {
-				row[h] = cols[i]
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
 // corpusRun replays every capture of the corpus once and caches it.
 type corpusRun struct {
 	once sync.Once
@@ -114,12 +82,12 @@ func replayCorpus(t *testing.T) *corpusRun {
 	t.Helper()
 	runs.once.Do(func() {
 		runs.res, runs.errs = map[string]*collect{}, map[string]error{}
-		for _, m := range tsv(t, "MANIFEST.tsv") {
+		for _, m := range corpustest.ReadTSV(t, "MANIFEST.tsv") {
 			p := m["path"]
 			if !strings.HasSuffix(p, ".pcap") && !strings.HasSuffix(p, ".pcapng") && !strings.Contains(p, ".pcap") {
 				continue
 			}
-			res, _, err := replayFile(t, filepath.Join(corpus, p))
+			res, _, err := replayFile(t, corpustest.Path(p))
 			runs.res[p], runs.errs[p] = res, err
 		}
 	})
@@ -142,7 +110,7 @@ func sameTuple(r *schemas.FlowRecord, srcIP, srcPort, dstIP, dstPort string) boo
 func TestCorpusReplaysEverything(t *testing.T) {
 	r := replayCorpus(t)
 	want := map[string]map[string]string{}
-	for _, row := range tsv(t, "EXPECTED_FLOWS.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "EXPECTED_FLOWS.tsv") {
 		want[row["file"]] = row
 	}
 	for path, err := range r.errs {
@@ -191,7 +159,7 @@ func TestCorpusSNIs(t *testing.T) {
 	}
 	n := 0
 	for _, name := range []string{"EXPECTED.tsv", "EXPECTED_ISOLATED.tsv"} {
-		for _, row := range tsv(t, name) {
+		for _, row := range corpustest.ReadTSV(t, name) {
 			check(row)
 			n++
 		}
@@ -221,7 +189,7 @@ func TestCorpusHTTPHosts(t *testing.T) {
 		// dissects the segment on its own.
 		fmt.Sprint("censorship-tripwire/testdata/tripwire-1597963966.pcap", "123.206.27.192", "47494", "104.17.210.9", "80"): true,
 	}
-	for _, row := range tsv(t, "EXPECTED_HTTP.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "EXPECTED_HTTP.tsv") {
 		key := fmt.Sprint(row["file"], row["src_ip"], row["src_port"], row["dst_ip"], row["dst_port"])
 		if seen[key] || row["src_port"] == "" { // later requests of a flow; HTTP over UDP (SSDP)
 			continue
@@ -262,7 +230,7 @@ func TestCorpusHTTPHosts(t *testing.T) {
 func TestCorpusFlowCounts(t *testing.T) {
 	r := replayCorpus(t)
 	files, agree := 0, 0
-	for _, row := range tsv(t, "EXPECTED_FLOWS.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "EXPECTED_FLOWS.tsv") {
 		res := r.res[row["file"]]
 		if res == nil || row["tshark_read_error"] != "" {
 			continue

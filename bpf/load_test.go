@@ -7,6 +7,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/tamperscope/tamperscope/internal/testenv"
 )
 
 // needRoot skips a test that needs to load BPF programs, or fails it when
@@ -19,10 +21,7 @@ func needRoot(t testing.TB) {
 		}
 		return
 	}
-	if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-		t.Fatal("loading BPF programs needs root (TAMPERSCOPE_REQUIRE_ALL=1)")
-	}
-	t.Skip("loading BPF programs needs root")
+	testenv.Need(t, "loading BPF programs needs root")
 }
 
 // TestVerifier loads every program of the object through the verifier,

@@ -21,6 +21,8 @@ import (
 	"github.com/tamperscope/tamperscope/capture/merge"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/internal/corpustest"
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport/inproc"
@@ -73,12 +75,9 @@ func demoDataset(t *testing.T) string {
 	t.Helper()
 	caps, _ := filepath.Glob("../lab/testdata/*/capture.pcap")
 	if len(caps) == 0 {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatal("no censor-lab captures in lab/testdata and TAMPERSCOPE_REQUIRE_ALL=1")
-		}
-		t.Skip("no censor-lab captures in lab/testdata: run 'make lab' as root")
+		testenv.Need(t, "no censor-lab captures in lab/testdata: run 'make lab' as root")
 	}
-	tripwire := "../../shared/corpus/censorship-tripwire/testdata/tripwire-1597963966.pcap"
+	tripwire := corpustest.Path("censorship-tripwire/testdata/tripwire-1597963966.pcap")
 	if _, err := os.Stat(tripwire); err == nil {
 		caps = append(caps, tripwire)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/tamperscope/tamperscope/internal/testenv"
 )
 
 // chromium returns the path of a headless-capable Chromium, skipping the
@@ -22,10 +24,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-		t.Fatal("chromium not installed (scripts/setup.sh test installs it) and TAMPERSCOPE_REQUIRE_ALL=1")
-	}
-	t.Skip("chromium not installed: run scripts/setup.sh test as root to render the report in a browser")
+	testenv.Need(t, "chromium not installed: run scripts/setup.sh test as root to render the report in a browser")
 	return ""
 }
 

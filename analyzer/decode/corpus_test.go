@@ -1,37 +1,18 @@
 package decode
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/tamperscope/tamperscope/capture"
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 	"github.com/tamperscope/tamperscope/schemas"
 )
-
-// corpusDir is /work/shared/corpus seen from this package directory.
-const corpusDir = "../../../shared/corpus"
-
-func needCorpus(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(corpusDir, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatalf("corpus missing: %v", err)
-		}
-		t.Skipf("corpus not found at %s: %v", corpusDir, err)
-	}
-}
 
 type expectedHello struct {
 	frame            int
@@ -40,37 +21,9 @@ type expectedHello struct {
 	srcPort, dstPort uint16
 }
 
-func readTSV(t *testing.T, name string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comma = '\t'
-	r.LazyQuotes = true
-	r.FieldsPerRecord = -1
-	recs, err := r.ReadAll()
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
-	}
-	var rows []map[string]string
-	for _, rec := range recs[1:] {
-		m := map[string]string{}
-		for i, h := range recs[0] {
-			if i < len(rec) {
-				m[h] = rec[i]
-			}
-		}
-		rows = append(rows, m)
-	}
-	return rows
-}
-
 func loadExpected(t *testing.T) map[string][]expectedHello {
 	out := map[string][]expectedHello{}
-	for _, row := range readTSV(t, "EXPECTED.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "EXPECTED.tsv") {
 		if row["transport"] != "tcp" && row["transport"] != "quic" {
 			continue
 		}
@@ -87,53 +40,16 @@ func loadExpected(t *testing.T) map[string][]expectedHello {
 	return out
 }
 
-// packetReader is what pcapgo's two readers have in common, plus the link
-// type of the packet just read.
-type packetReader interface {
-	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-}
-
 // readFrames feeds every frame pcapgo can read to fn, 1-based like
 // tshark, and returns the error that ended the file (nil at a clean EOF).
 func readFrames(path string, fn func(n int, f *capture.Frame)) error {
-	fh, err := os.Open(path)
+	c, err := corpustest.OpenCapture(path)
 	if err != nil {
 		return err
 	}
-	defer fh.Close()
-	br := bufio.NewReaderSize(fh, 1<<20)
-	magic, err := br.Peek(4)
-	if err != nil {
-		return err
-	}
-	var (
-		r        packetReader
-		linkType func(ci gopacket.CaptureInfo) uint16
-	)
-	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			return err
-		}
-		r = ng
-		linkType = func(ci gopacket.CaptureInfo) uint16 {
-			intf, err := ng.Interface(ci.InterfaceIndex)
-			if err != nil {
-				return 0xffff
-			}
-			return uint16(intf.LinkType)
-		}
-	} else {
-		pr, err := pcapgo.NewReader(br)
-		if err != nil {
-			return err
-		}
-		r = pr
-		lt := uint16(pr.LinkType())
-		linkType = func(gopacket.CaptureInfo) uint16 { return lt }
-	}
+	defer c.Close()
 	for n := 1; ; n++ {
-		data, ci, err := r.ZeroCopyReadPacketData()
+		data, ci, err := c.ZeroCopyReadPacketData()
 		if err == io.EOF {
 			return nil
 		}
@@ -142,7 +58,7 @@ func readFrames(path string, fn func(n int, f *capture.Frame)) error {
 		}
 		f := capture.Frame{
 			TimestampNs: ci.Timestamp.UnixNano(),
-			LinkType:    linkType(ci),
+			LinkType:    uint16(c.LinkType(ci)),
 			Iface:       uint32(ci.InterfaceIndex),
 			CapLen:      uint32(ci.CaptureLength),
 			WireLen:     uint32(ci.Length),
@@ -154,7 +70,7 @@ func readFrames(path string, fn func(n int, f *capture.Frame)) error {
 
 func corpusCaptures(t *testing.T) []string {
 	var files []string
-	for _, row := range readTSV(t, "MANIFEST.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "MANIFEST.tsv") {
 		if p := row["path"]; strings.HasSuffix(p, ".pcap") || strings.HasSuffix(p, ".pcapng") {
 			files = append(files, p)
 		}
@@ -169,7 +85,7 @@ func corpusCaptures(t *testing.T) []string {
 // checks each TLS ClientHello frame tshark found against tshark's
 // innermost addresses and ports.
 func TestCorpus(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	expected := loadExpected(t)
 	var total Stats
 	checked := map[string]int{}
@@ -182,7 +98,7 @@ func TestCorpus(t *testing.T) {
 			want[e.frame] = e
 		}
 		var p schemas.PacketMeta
-		readErr := readFrames(filepath.Join(corpusDir, file), func(n int, f *capture.Frame) {
+		readErr := readFrames(corpustest.Path(file), func(n int, f *capture.Frame) {
 			err := d.Decode(f, &p)
 			e, ok := want[n]
 			if !ok {
@@ -267,7 +183,7 @@ func TestCorpus(t *testing.T) {
 // fully decoded frame of these files may report the tunnel's own protocol
 // or port.
 func TestCorpusTunnels(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	files := []struct {
 		file  string
 		outer uint8  // protocol that must not be what Decode reports
@@ -287,7 +203,7 @@ func TestCorpusTunnels(t *testing.T) {
 			d := New(Options{})
 			var p schemas.PacketMeta
 			inner := 0
-			err := readFrames(filepath.Join(corpusDir, tc.file), func(n int, f *capture.Frame) {
+			err := readFrames(corpustest.Path(tc.file), func(n int, f *capture.Frame) {
 				if d.Decode(f, &p) != nil {
 					return
 				}

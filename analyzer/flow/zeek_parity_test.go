@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -14,54 +13,30 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 	"github.com/tamperscope/tamperscope/schemas"
 )
-
-// The package directory is /work/main/analyzer/flow; the corpus lives in
-// /work/shared/corpus.
-const corpus = "../../../shared/corpus"
-
-type packetReader interface {
-	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-}
 
 // readCapture decodes a capture into PacketMeta with a minimal test-only
 // decoder: the innermost IP header and the transport header after it.
 func readCapture(t *testing.T, path string) []schemas.PacketMeta {
 	t.Helper()
-	f, err := os.Open(path)
+	c, err := corpustest.OpenCapture(path)
 	if err != nil {
 		t.Fatalf("open capture: %v", err)
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	var r packetReader
-	var lt layers.LinkType
-	if strings.HasSuffix(path, ".pcapng") {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			t.Fatalf("read pcapng %s: %v", path, err)
-		}
-		r, lt = ng, ng.LinkType()
-	} else {
-		pr, err := pcapgo.NewReader(br)
-		if err != nil {
-			t.Fatalf("read pcap %s: %v", path, err)
-		}
-		r, lt = pr, pr.LinkType()
-	}
+	defer c.Close()
 	var out []schemas.PacketMeta
 	for {
-		data, ci, err := r.ReadPacketData()
+		data, ci, err := c.ReadPacketData()
 		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
 			t.Fatalf("read %s: %v", path, err)
 		}
-		if p, ok := decodeForTest(data, ci, lt); ok {
+		if p, ok := decodeForTest(data, ci, c.LinkType(ci)); ok {
 			out = append(out, p)
 		}
 	}
@@ -246,15 +221,13 @@ func TestZeekParity(t *testing.T) {
 			"udp 127.0.0.1:47101 > 127.0.0.1:6081": "missing",
 		}},
 	}
+	corpustest.Require(t)
 	for _, tc := range cases {
 		t.Run(filepath.Base(filepath.Dir(tc.baseline)), func(t *testing.T) {
-			pcap := filepath.Join(corpus, tc.pcap)
-			if _, err := os.Stat(pcap); err != nil {
-				t.Skipf("corpus not present: %v", err)
-			}
+			pcap := corpustest.Path(tc.pcap)
 			ours := ourRows(runCapture(t, readCapture(t, pcap)))
 			seen := map[string]int{}
-			rows := readConnLog(t, filepath.Join(corpus, tc.baseline))
+			rows := readConnLog(t, corpustest.Path(tc.baseline))
 			if len(rows) == 0 {
 				t.Fatal("baseline has no TCP/UDP flows")
 			}
@@ -293,9 +266,10 @@ func keys(m map[string][]zeekRow) []string {
 // TestZeekRSTBehavior checks the captures behind Zeek's
 // conn_state-RST-behavior baseline ("history, conn_state" per line).
 func TestZeekRSTBehavior(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(corpus, "zeek/Baseline/scripts.base.protocols.conn.conn_state-RST-behavior/out"))
+	corpustest.Require(t)
+	b, err := os.ReadFile(corpustest.Path("zeek/Baseline/scripts.base.protocols.conn.conn_state-RST-behavior/out"))
 	if err != nil {
-		t.Skipf("corpus not present: %v", err)
+		t.Fatalf("read baseline: %v", err)
 	}
 	want := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -310,7 +284,7 @@ func TestZeekRSTBehavior(t *testing.T) {
 		{"syn-then-stuff-then-rst.pcap", "SaFR"},
 	} {
 		t.Run(tc.pcap, func(t *testing.T) {
-			recs := runCapture(t, readCapture(t, filepath.Join(corpus, "zeek/tcp", tc.pcap)))
+			recs := runCapture(t, readCapture(t, corpustest.Path("zeek/tcp", tc.pcap)))
 			if len(recs) != 1 {
 				t.Fatalf("%d flows, want 1", len(recs))
 			}
@@ -326,10 +300,8 @@ func TestZeekRSTBehavior(t *testing.T) {
 // originator stays SYN_SENT (state 1) and the responder RESET (state 6),
 // with Zeek's packet and byte counts.
 func TestZeekRSTAfterSYN(t *testing.T) {
-	pcap := filepath.Join(corpus, "zeek/tcp/rst-inject-rae.pcap")
-	if _, err := os.Stat(pcap); err != nil {
-		t.Skipf("corpus not present: %v", err)
-	}
+	corpustest.Require(t)
+	pcap := corpustest.Path("zeek/tcp/rst-inject-rae.pcap")
 	var st State
 	var got bool
 	tb := New(Config{OnEnd: func(s *State, _ EndReason) { st, got = *s, true }})
@@ -364,10 +336,8 @@ func TestZeekRSTAfterSYN(t *testing.T) {
 // table trusts the decoder (PacketMeta.BadCsum is reserved and unset) and
 // sees an unanswered SYN.
 func TestZeekBadChecksumSYN(t *testing.T) {
-	pcap := filepath.Join(corpus, "zeek/tcp/syn-bad.pcap")
-	if _, err := os.Stat(pcap); err != nil {
-		t.Skipf("corpus not present: %v", err)
-	}
+	corpustest.Require(t)
+	pcap := corpustest.Path("zeek/tcp/syn-bad.pcap")
 	recs := runCapture(t, readCapture(t, pcap))
 	if len(recs) != 1 || recs[0].History != "S" || recs[0].ConnState != "S0" {
 		t.Errorf("got %+v, want one S0 flow with history S", recs)

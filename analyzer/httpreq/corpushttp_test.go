@@ -3,6 +3,8 @@ package httpreq
 import (
 	"strings"
 	"testing"
+
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
 
 // TestCorpusRequests parses every HTTP request tshark reports in the
@@ -10,22 +12,22 @@ import (
 // (or its datagram, for SSDP over UDP) and compares method, Host and
 // target with tshark's.
 func TestCorpusRequests(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	undecodable := map[string]string{
 		"zeek/nflog-http.pcap": "NFLOG link type, which the test's gopacket decoder does not read",
 	}
-	cache := segmentCache{}
+	cache := corpustest.SegmentCache{}
 	parsed := 0
-	for _, r := range readTSV(t, "EXPECTED_HTTP.tsv") {
+	for _, r := range corpustest.ReadTSV(t, "EXPECTED_HTTP.tsv") {
 		t.Run(r["file"]+":"+r["frame"], func(t *testing.T) {
-			segs := cache.get(t, r["file"])
-			frame := atoi(t, r["frame"])
+			segs := cache.Get(t, r["file"])
+			frame := corpustest.Atoi(t, r["frame"])
 			var payload []byte
 			for _, s := range segs {
-				if s.frame == frame {
-					payload = s.payload
-					if !s.udp {
-						payload = streamAt(segs, s.src, s.dst, frame, LooksLikeRequest)
+				if s.Frame == frame {
+					payload = s.Payload
+					if !s.UDP {
+						payload = corpustest.StreamAt(segs, s.Src, s.Dst, frame, LooksLikeRequest)
 					}
 				}
 			}

@@ -1,33 +1,16 @@
 package quic
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
-
-// corpusDir is /work/shared/corpus seen from this package's directory.
-const corpusDir = "../../../shared/corpus"
-
-func requireCorpus(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(corpusDir, "EXPECTED.tsv")); err != nil {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatalf("shared corpus missing: %v", err)
-		}
-		t.Skipf("shared corpus not found at %s: %v", corpusDir, err)
-	}
-}
 
 // helloRow is one ClientHello tshark found in a QUIC Initial.
 type helloRow struct {
@@ -46,30 +29,16 @@ func loadRows(t *testing.T) []helloRow {
 		name     string
 		isolated bool
 	}{{"EXPECTED.tsv", false}, {"EXPECTED_ISOLATED.tsv", true}} {
-		raw, err := os.ReadFile(filepath.Join(corpusDir, src.name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-		col := map[string]int{}
-		for i, h := range strings.Split(lines[0], "\t") {
-			col[h] = i
-		}
-		for _, line := range lines[1:] {
-			f := strings.Split(line, "\t")
-			if f[col["transport"]] != "quic" {
+		for _, row := range corpustest.ReadTSV(t, src.name) {
+			if row["transport"] != "quic" {
 				continue
 			}
-			frame, err := strconv.Atoi(f[col["frame"]])
-			if err != nil {
-				t.Fatalf("%s: frame %q: %v", src.name, f[col["frame"]], err)
-			}
 			rows = append(rows, helloRow{
-				file:     f[col["file"]],
-				frame:    frame,
-				tuple:    fmt.Sprintf("%s:%s>%s:%s", f[col["src_ip"]], f[col["src_port"]], f[col["dst_ip"]], f[col["dst_port"]]),
-				sni:      f[col["sni"]],
-				versions: strings.Split(f[col["quic_version"]], ","),
+				file:     row["file"],
+				frame:    corpustest.Atoi(t, row["frame"]),
+				tuple:    fmt.Sprintf("%s:%s>%s:%s", row["src_ip"], row["src_port"], row["dst_ip"], row["dst_port"]),
+				sni:      row["sni"],
+				versions: strings.Split(row["quic_version"], ","),
 				isolated: src.isolated,
 			})
 		}
@@ -84,55 +53,25 @@ type datagram struct {
 	payload []byte
 }
 
-type packetReader interface {
-	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-}
-
 // readDatagrams returns the UDP payloads of a pcap or pcapng file, with
 // the innermost addresses and ports, as tshark reports them.
 func readDatagrams(t *testing.T, path string) []datagram {
 	t.Helper()
-	f, err := os.Open(path)
+	c, err := corpustest.OpenCapture(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	magic, err := br.Peek(4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r packetReader
-	linkType := func() layers.LinkType { return 0 }
-	if string(magic) == "\x0a\x0d\x0d\x0a" {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, linkType = ng, ng.LinkType
-	} else {
-		pr, err := pcapgo.NewReader(br)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, linkType = pr, pr.LinkType
-	}
+	defer c.Close()
 	var out []datagram
 	for frame := 1; ; frame++ {
-		data, ci, err := r.ReadPacketData()
+		data, ci, err := c.ReadPacketData()
 		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
 			t.Fatalf("read %s frame %d: %v", path, frame, err)
 		}
-		lt := linkType()
-		if ng, ok := r.(*pcapgo.NgReader); ok && ci.InterfaceIndex >= 0 {
-			if iface, err := ng.Interface(ci.InterfaceIndex); err == nil {
-				lt = iface.LinkType
-			}
-		}
-		pkt := gopacket.NewPacket(data, lt, gopacket.NoCopy)
+		pkt := gopacket.NewPacket(data, c.LinkType(ci), gopacket.NoCopy)
 		var src, dst string
 		var udp *layers.UDP
 		for _, l := range pkt.Layers() {
@@ -210,7 +149,7 @@ func assembleFile(datagrams []datagram) map[int]helloAt {
 // exactly tshark's frame; for the isolated rows the frame must hold it on
 // its own.
 func TestCorpusClientHellos(t *testing.T) {
-	requireCorpus(t)
+	corpustest.Require(t)
 	rows := loadRows(t)
 	byFile := map[string][]helloRow{}
 	var files []string
@@ -223,7 +162,7 @@ func TestCorpusClientHellos(t *testing.T) {
 	passed := 0
 	for _, file := range files {
 		t.Run(file, func(t *testing.T) {
-			datagrams := readDatagrams(t, filepath.Join(corpusDir, file))
+			datagrams := readDatagrams(t, corpustest.Path(file))
 			byFrame := map[int]datagram{}
 			for _, dg := range datagrams {
 				byFrame[dg.frame] = dg
@@ -301,8 +240,8 @@ func versionListed(v uint32, listed []string) bool {
 // tshark shows a ServerHello (the first a HelloRetryRequest) in frames 4
 // and 6 of ndpi/quic-29.pcap.
 func TestCorpusServerHello(t *testing.T) {
-	requireCorpus(t)
-	datagrams := readDatagrams(t, filepath.Join(corpusDir, "ndpi/quic-29.pcap"))
+	corpustest.Require(t)
+	datagrams := readDatagrams(t, corpustest.Path("ndpi/quic-29.pcap"))
 	const client = "10.9.0.1:36588>10.9.0.2:443"
 	var f Flow
 	var d Decoder

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
 
 // TestCorpusClientHellos parses every TCP ClientHello tshark reports in the
@@ -11,7 +13,7 @@ import (
 // and retransmissions) from the rebuilt start of its client stream and
 // compares the server name and the ECH/ESNI flags with tshark's.
 func TestCorpusClientHellos(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	skip := map[string]string{
 		"zeek/tls/ssl-v2.pcap:4": "SSLv2-compatible ClientHello, not parsed by design",
 		"zeek/tls/ssl.v3.pcap:4": "SSLv2-compatible ClientHello, not parsed by design",
@@ -22,12 +24,12 @@ func TestCorpusClientHellos(t *testing.T) {
 		"ndpi/tls_invalid_reads.pcap:4":  true,
 		"ndpi/tls_invalid_reads.pcap:12": true,
 	}
-	rows := readTSV(t, "EXPECTED.tsv")
-	for _, r := range readTSV(t, "EXPECTED_ISOLATED.tsv") {
+	rows := corpustest.ReadTSV(t, "EXPECTED.tsv")
+	for _, r := range corpustest.ReadTSV(t, "EXPECTED_ISOLATED.tsv") {
 		r["isolated"] = "1"
 		rows = append(rows, r)
 	}
-	cache := segmentCache{}
+	cache := corpustest.SegmentCache{}
 	n := 0
 	for _, r := range rows {
 		if r["transport"] != "tcp" {
@@ -38,11 +40,11 @@ func TestCorpusClientHellos(t *testing.T) {
 			if why, ok := skip[key]; ok {
 				t.Skip(why)
 			}
-			segs := cache.get(t, r["file"])
-			src := addrPort(t, r["src_ip"], r["src_port"])
-			dst := addrPort(t, r["dst_ip"], r["dst_port"])
-			frame := atoi(t, r["frame"])
-			stream := streamAt(segs, src, dst, frame, LooksLikeClientHello)
+			segs := cache.Get(t, r["file"])
+			src := corpustest.AddrPort(t, r["src_ip"], r["src_port"])
+			dst := corpustest.AddrPort(t, r["dst_ip"], r["dst_port"])
+			frame := corpustest.Atoi(t, r["frame"])
+			stream := corpustest.StreamAt(segs, src, dst, frame, LooksLikeClientHello)
 			h, err := ParseClientHello(stream)
 			if malformedRows[key] {
 				if !errors.Is(err, ErrMalformed) || h.ServerName != r["sni"] {
@@ -78,12 +80,12 @@ func TestCorpusClientHellos(t *testing.T) {
 }
 
 // firstPayload is the payload of the segment a rebuilt stream starts with.
-func firstPayload(segs []segment, src, dst netip.AddrPort, frame int, stream []byte) []byte {
+func firstPayload(segs []corpustest.Segment, src, dst netip.AddrPort, frame int, stream []byte) []byte {
 	var first []byte
 	for _, s := range segs {
-		if !s.udp && s.src == src && s.dst == dst && s.frame <= frame && len(s.payload) <= len(stream) &&
-			string(s.payload) == string(stream[:len(s.payload)]) {
-			first = s.payload
+		if !s.UDP && s.Src == src && s.Dst == dst && s.Frame <= frame && len(s.Payload) <= len(stream) &&
+			string(s.Payload) == string(stream[:len(s.Payload)]) {
+			first = s.Payload
 		}
 	}
 	return first

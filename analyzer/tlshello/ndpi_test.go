@@ -2,12 +2,16 @@ package tlshello
 
 import (
 	"bufio"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
 
 // ndpiFlow is one TLS flow line of an nDPI result file.
@@ -25,7 +29,7 @@ var (
 
 func readNDPI(t *testing.T) map[string][]ndpiFlow {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(corpusDir, "ndpi/result/*.out"))
+	files, _ := filepath.Glob(corpustest.Path("ndpi/result/*.out"))
 	out := map[string][]ndpiFlow{}
 	for _, f := range files {
 		fh, err := os.Open(f)
@@ -84,20 +88,20 @@ func sameJA4AsNDPI(ours, ndpi string) bool {
 // fingerprinted with nDPI's own value, an implementation independent of
 // this one.
 func TestNDPIJA4(t *testing.T) {
-	needCorpus(t)
-	cache := segmentCache{}
+	corpustest.Require(t)
+	cache := corpustest.SegmentCache{}
 	compared := 0
 	flows := readNDPI(t)
-	for _, file := range sortedKeys(flows) {
-		if _, err := os.Stat(filepath.Join(corpusDir, file)); err != nil {
+	for _, file := range slices.Sorted(maps.Keys(flows)) {
+		if _, err := os.Stat(corpustest.Path(file)); err != nil {
 			continue
 		}
 		for _, fl := range flows[file] {
 			t.Run(file+"/"+fl.a.String(), func(t *testing.T) {
-				segs := cache.get(t, file)
-				stream := streamAt(segs, fl.a, fl.b, 0, LooksLikeClientHello)
+				segs := cache.Get(t, file)
+				stream := corpustest.StreamAt(segs, fl.a, fl.b, 0, LooksLikeClientHello)
 				if stream == nil {
-					stream = streamAt(segs, fl.b, fl.a, 0, LooksLikeClientHello)
+					stream = corpustest.StreamAt(segs, fl.b, fl.a, 0, LooksLikeClientHello)
 				}
 				h, err := ParseClientHello(stream)
 				if err != nil {

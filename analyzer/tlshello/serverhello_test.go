@@ -8,12 +8,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"maps"
 	"math/big"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
 
 // interceptionChain returns a leaf certificate for name issued by a CA
@@ -191,8 +195,8 @@ var ndpiCN = regexp.MustCompile(`(?:^|, )CN=(.*?)(?:, [A-Za-z]+=|$)`)
 // TestNDPICertificates compares the leaf certificate names of every TLS
 // 1.2 flow that nDPI describes with the common names nDPI printed.
 func TestNDPICertificates(t *testing.T) {
-	needCorpus(t)
-	cache := segmentCache{}
+	corpustest.Require(t)
+	cache := corpustest.SegmentCache{}
 	compared := 0
 	flows := readNDPI(t)
 	// The server's stream starts with its first TLS record, which may be
@@ -200,16 +204,16 @@ func TestNDPICertificates(t *testing.T) {
 	isServerHello := func(b []byte) bool {
 		return len(b) >= 6 && (b[0] == recordTypeAlert || plausibleRecord(b) && b[5] == typeServerHello)
 	}
-	for _, file := range sortedKeys(flows) {
+	for _, file := range slices.Sorted(maps.Keys(flows)) {
 		for _, fl := range flows[file] {
 			if !fl.tls12 || fl.issuer == "" {
 				continue
 			}
 			t.Run(file+"/"+fl.a.String(), func(t *testing.T) {
-				segs := cache.get(t, file)
-				stream := streamAt(segs, fl.b, fl.a, 0, isServerHello)
+				segs := cache.Get(t, file)
+				stream := corpustest.StreamAt(segs, fl.b, fl.a, 0, isServerHello)
 				if stream == nil {
-					stream = streamAt(segs, fl.a, fl.b, 0, isServerHello)
+					stream = corpustest.StreamAt(segs, fl.a, fl.b, 0, isServerHello)
 				}
 				s, err := ParseServerHello(stream)
 				if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/tamperscope/tamperscope/bpf"
 	"github.com/tamperscope/tamperscope/capture"
 	"github.com/tamperscope/tamperscope/capture/afpacket"
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/schemas"
 )
@@ -47,7 +48,7 @@ func tcpFrame() []byte {
 // share the ring dropped.
 func BenchmarkRing(b *testing.B) {
 	if os.Geteuid() != 0 {
-		b.Skip("BPF_PROG_TEST_RUN needs root")
+		testenv.Need(b, "BPF_PROG_TEST_RUN needs root")
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		b.Fatal(err)

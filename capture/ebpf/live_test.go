@@ -34,6 +34,7 @@ import (
 	"github.com/tamperscope/tamperscope/capture/afpacket"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport/inproc"
@@ -49,13 +50,7 @@ func needLab(t testing.TB) {
 	} else if _, err := exec.LookPath("tcpdump"); err != nil {
 		reason = "live capture test needs tcpdump (scripts/setup.sh test)"
 	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-		t.Fatal(reason + " (TAMPERSCOPE_REQUIRE_ALL=1)")
-	}
-	t.Skip(reason)
+	testenv.Need(t, reason)
 }
 
 const (

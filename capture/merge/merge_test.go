@@ -17,6 +17,7 @@ import (
 
 	"github.com/tamperscope/tamperscope/capture"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
 
 // fakeSource yields frames through one reused buffer, so a merge that
@@ -174,18 +175,6 @@ func TestNextAllocs(t *testing.T) {
 	}
 }
 
-const corpusDir = "../../../shared/corpus"
-
-func needCorpus(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(corpusDir); err != nil {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatalf("capture corpus missing: %v", err)
-		}
-		t.Skipf("capture corpus not found at %s: %v", corpusDir, err)
-	}
-}
-
 func readCapture(t *testing.T, path string) []capture.Frame {
 	t.Helper()
 	r, err := pcapfile.Open(path, pcapfile.Options{})
@@ -223,8 +212,8 @@ func writePcap(t *testing.T, path string, frames []capture.Frame) {
 // Splitting a capture into two files by alternating frames and merging them
 // back must give the original capture.
 func TestMergeSplitCapture(t *testing.T) {
-	needCorpus(t)
-	orig := readCapture(t, filepath.Join(corpusDir, "censorship-tripwire/testdata/airtel_example.pcap"))
+	corpustest.Require(t)
+	orig := readCapture(t, corpustest.Path("censorship-tripwire/testdata/airtel_example.pcap"))
 	// Strictly increasing, so the merged order is unique: with a tie the
 	// odd file, passed first, would win.
 	for i := 1; i < len(orig); i++ {
@@ -265,9 +254,9 @@ func TestMergeSplitCapture(t *testing.T) {
 // Two real captures, one pcap and one pcapng with two interfaces, one of
 // them cut short: every intact frame comes out, in order, then the error.
 func TestMergeTruncatedFile(t *testing.T) {
-	needCorpus(t)
-	pcapPath := filepath.Join(corpusDir, "censorship-tripwire/testdata/airtel_example.pcap")
-	ngPath := filepath.Join(corpusDir, "zeek/pcapng-multi-interface.pcapng")
+	corpustest.Require(t)
+	pcapPath := corpustest.Path("censorship-tripwire/testdata/airtel_example.pcap")
+	ngPath := corpustest.Path("zeek/pcapng-multi-interface.pcapng")
 	whole := readCapture(t, pcapPath)
 	data, err := os.ReadFile(pcapPath)
 	if err != nil {

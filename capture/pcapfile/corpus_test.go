@@ -1,7 +1,6 @@
 package pcapfile
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -14,52 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tamperscope/tamperscope/capture"
+	"github.com/tamperscope/tamperscope/internal/corpustest"
 )
-
-// corpusDir is /work/shared/corpus seen from this package.
-const corpusDir = "../../../shared/corpus"
-
-func needCorpus(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(corpusDir, "MANIFEST.tsv")); err != nil {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatalf("capture corpus missing: %v", err)
-		}
-		t.Skipf("capture corpus not found at %s: %v", corpusDir, err)
-	}
-}
-
-// readTSV returns the rows of a corpus table as column-name maps.
-func readTSV(t *testing.T, name string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(corpusDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	var head []string
-	var rows []map[string]string
-	for sc.Scan() {
-		cols := strings.Split(sc.Text(), "\t")
-		if head == nil {
-			head = cols
-			continue
-		}
-		row := make(map[string]string, len(head))
-		for i, h := range head {
-			if i < len(cols) {
-				row[h] = cols[i]
-			}
-		}
-		rows = append(rows, row)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return rows
-}
 
 // packetCounts overrides MANIFEST's count where it is not a packet count.
 var packetCounts = map[string]int{
@@ -87,13 +42,13 @@ var decodable = []uint16{capture.LinkNull, capture.LinkEthernet, capture.LinkRaw
 // TestCorpus reads every capture of the shared corpus and holds the reader to
 // capinfos' packet count and, for damaged files, to tshark's read error.
 func TestCorpus(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	readErr := map[string]string{}
-	for _, row := range readTSV(t, "EXPECTED_FLOWS.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "EXPECTED_FLOWS.tsv") {
 		readErr[row["file"]] = row["tshark_read_error"]
 	}
 	n := 0
-	for _, row := range readTSV(t, "MANIFEST.tsv") {
+	for _, row := range corpustest.ReadTSV(t, "MANIFEST.tsv") {
 		path, packets := row["path"], row["packets"]
 		if packets == "-" {
 			continue // baseline or log file, not a capture
@@ -111,7 +66,7 @@ func TestCorpus(t *testing.T) {
 			if c, ok := packetCounts[path]; ok {
 				count = c
 			}
-			checkCorpusFile(t, filepath.Join(corpusDir, path), count, tsharkErr)
+			checkCorpusFile(t, corpustest.Path(path), count, tsharkErr)
 		})
 	}
 	if n < 300 {
@@ -174,8 +129,8 @@ func checkCorpusFile(t *testing.T, path string, count int, tsharkErr string) {
 // The pcapng test suite exists in both byte orders; each pair must read
 // identically.
 func TestPcapngSuiteByteOrders(t *testing.T) {
-	needCorpus(t)
-	les, err := filepath.Glob(filepath.Join(corpusDir, "gopacket/pcapgo/tests/le/*.pcapng"))
+	corpustest.Require(t)
+	les, err := filepath.Glob(corpustest.Path("gopacket/pcapgo/tests/le/*.pcapng"))
 	if err != nil || len(les) < 20 {
 		t.Fatalf("found %d little-endian suite files: %v", len(les), err)
 	}
@@ -210,7 +165,7 @@ func readFile(t *testing.T, path string) ([]capture.Frame, error) {
 // Expected values below are tshark's (frame.interface_id, frame.time_epoch):
 // they pin per-interface link types, interface ids and if_tsresol handling.
 func TestCorpusTimestampsAndInterfaces(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	type fr struct {
 		ns    int64
 		link  uint16
@@ -243,7 +198,7 @@ func TestCorpusTimestampsAndInterfaces(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			frames, err := readFile(t, filepath.Join(corpusDir, tt.path))
+			frames, err := readFile(t, corpustest.Path(tt.path))
 			if err != io.EOF {
 				t.Fatal(err)
 			}
@@ -258,7 +213,7 @@ func TestCorpusTimestampsAndInterfaces(t *testing.T) {
 	}
 	// 49 interfaces of three link types (Ethernet, SLL, 802.3br); every
 	// packet is on interface 48, Ethernet.
-	frames, err := readFile(t, filepath.Join(corpusDir, "zeek/ldap/gap-data-missing.pcapng"))
+	frames, err := readFile(t, corpustest.Path("zeek/ldap/gap-data-missing.pcapng"))
 	if err != io.EOF || len(frames) != 18 {
 		t.Fatalf("gap-data-missing: %d frames, %v", len(frames), err)
 	}
@@ -270,9 +225,9 @@ func TestCorpusTimestampsAndInterfaces(t *testing.T) {
 }
 
 func TestCompressedByMagic(t *testing.T) {
-	needCorpus(t)
+	corpustest.Require(t)
 	for _, src := range []string{"zeek/pcapng-multi-interface.pcapng", "censorship-tripwire/testdata/airtel_example.pcap"} {
-		plain, err := os.ReadFile(filepath.Join(corpusDir, src))
+		plain, err := os.ReadFile(corpustest.Path(src))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +267,7 @@ func TestCompressedByMagic(t *testing.T) {
 		}
 	}
 	t.Run("truncated gzip", func(t *testing.T) {
-		plain, err := os.ReadFile(filepath.Join(corpusDir, "censorship-tripwire/testdata/airtel_example.pcap"))
+		plain, err := os.ReadFile(corpustest.Path("censorship-tripwire/testdata/airtel_example.pcap"))
 		if err != nil {
 			t.Fatal(err)
 		}

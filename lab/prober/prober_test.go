@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/prober"
 	"github.com/tamperscope/tamperscope/lab/server"
@@ -35,8 +36,9 @@ func freePort(t *testing.T, network string) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-// silent accepts connections and never answers: handshakes time out.
-func silent(t *testing.T) uint16 {
+// listen serves every connection to a loopback listener with serve until
+// the test ends, and returns the listener's port.
+func listen(t *testing.T, serve func(net.Conn)) uint16 {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,64 +50,70 @@ func silent(t *testing.T) uint16 {
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			serve(c)
 		}
 	}()
 	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// silent accepts connections and never answers: handshakes time out.
+func silent(t *testing.T) uint16 {
+	return listen(t, func(c net.Conn) { t.Cleanup(func() { c.Close() }) })
 }
 
 // resetting accepts connections and aborts them at once.
 func resetting(t *testing.T) uint16 {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			// Wait for the ClientHello so the reset hits a live exchange.
-			_, _ = c.Read(make([]byte, 1))
-			_ = c.(*net.TCPConn).SetLinger(0)
-			c.Close()
-		}
-	}()
-	return uint16(l.Addr().(*net.TCPAddr).Port)
+	return listen(t, func(c net.Conn) {
+		// Wait for the ClientHello so the reset hits a live exchange.
+		_, _ = c.Read(make([]byte, 1))
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
 }
 
-func TestOutcomes(t *testing.T) {
+// labServer is a lab server for a.test on free loopback ports, closed when
+// the test ends.
+type labServer struct {
+	ca                          *server.CA
+	httpPort, tlsPort, quicPort uint16
+}
+
+func startServer(t *testing.T) labServer {
+	t.Helper()
 	ca, err := server.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpPort, tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
-	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: httpPort, TLSPort: tlsPort, QUICPort: quicPort})
+	s := labServer{ca: ca, httpPort: freePort(t, "tcp"), tlsPort: freePort(t, "tcp"), quicPort: freePort(t, "udp")}
+	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: s.httpPort, TLSPort: s.tlsPort, QUICPort: s.quicPort})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return s
+}
+
+func TestOutcomes(t *testing.T) {
+	srv := startServer(t)
 	lo := netip.MustParseAddr("127.0.0.1")
 	local := netip.AddrPortFrom(lo, 0)
 	at := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(lo, p) }
-	p := &prober.Prober{Roots: ca.Pool}
+	p := &prober.Prober{Roots: srv.ca.Pool}
 	for _, tc := range []struct {
 		name    string
 		req     prober.Request
 		want    string
 		wantLen int
 	}{
-		{"tls13", prober.Request{Proto: prober.TLS, Remote: at(tlsPort), Name: "a.test", Size: 5000}, prober.OK, 5000},
-		{"tls12", prober.Request{Proto: prober.TLS, Remote: at(tlsPort), Name: "a.test", Size: 10, TLS12: true}, prober.OK, 10},
-		{"http", prober.Request{Proto: prober.HTTP, Remote: at(httpPort), Name: "a.test", Size: 70000}, prober.OK, 70000},
-		{"quic", prober.Request{Proto: prober.QUIC, Remote: at(quicPort), Name: "a.test"}, prober.OK, 0},
-		{"unknown name fails verification", prober.Request{Proto: prober.TLS, Remote: at(tlsPort), Name: "b.test", Size: 10}, prober.Failed, 0},
+		{"tls13", prober.Request{Proto: prober.TLS, Remote: at(srv.tlsPort), Name: "a.test", Size: 5000}, prober.OK, 5000},
+		{"tls12", prober.Request{Proto: prober.TLS, Remote: at(srv.tlsPort), Name: "a.test", Size: 10, TLS12: true}, prober.OK, 10},
+		{"http", prober.Request{Proto: prober.HTTP, Remote: at(srv.httpPort), Name: "a.test", Size: 70000}, prober.OK, 70000},
+		{"quic", prober.Request{Proto: prober.QUIC, Remote: at(srv.quicPort), Name: "a.test"}, prober.OK, 0},
+		{"unknown name fails verification", prober.Request{Proto: prober.TLS, Remote: at(srv.tlsPort), Name: "b.test", Size: 10}, prober.Failed, 0},
 		{"closed port", prober.Request{Proto: prober.TLS, Remote: at(freePort(t, "tcp")), Name: "a.test"}, prober.Refused, 0},
 		{"silent server", prober.Request{Proto: prober.TLS, Remote: at(silent(t)), Name: "a.test", Timeout: 300 * time.Millisecond}, prober.Timeout, 0},
 		{"resetting server", prober.Request{Proto: prober.TLS, Remote: at(resetting(t)), Name: "a.test"}, prober.Reset, 0},
-		{"client abort", prober.Request{Proto: prober.HTTP, Remote: at(httpPort), Name: "a.test", Size: 1 << 20, AbortAfter: 4096}, prober.Aborted, -1},
+		{"client abort", prober.Request{Proto: prober.HTTP, Remote: at(srv.httpPort), Name: "a.test", Size: 1 << 20, AbortAfter: 4096}, prober.Aborted, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.Local = local
@@ -126,16 +134,7 @@ func TestOutcomes(t *testing.T) {
 // TestResolver checks that attempts resolve their name first and connect
 // only to an address the answer holds.
 func TestResolver(t *testing.T) {
-	ca, err := server.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpPort, tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
-	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: httpPort, TLSPort: tlsPort, QUICPort: quicPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startServer(t)
 	lo := netip.MustParseAddr("127.0.0.1")
 	dnsAddr := netip.AddrPortFrom(lo, freePort(t, "udp"))
 	dns, err := labdns.Start(map[netip.AddrPort]labdns.Zone{dnsAddr: {
@@ -146,7 +145,7 @@ func TestResolver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dns.Close()
-	p := &prober.Prober{Roots: ca.Pool, Resolver: dnsAddr}
+	p := &prober.Prober{Roots: srv.ca.Pool, Resolver: dnsAddr}
 	for _, tc := range []struct {
 		name, host string
 		want       string
@@ -157,7 +156,7 @@ func TestResolver(t *testing.T) {
 		{"address not in the answer", "moved.test", prober.Failed, []netip.Addr{netip.MustParseAddr("127.0.0.2")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := p.Do(context.Background(), prober.Request{Proto: prober.TLS, Local: netip.AddrPortFrom(lo, 0), Remote: netip.AddrPortFrom(lo, tlsPort), Name: tc.host, Size: 10})
+			a := p.Do(context.Background(), prober.Request{Proto: prober.TLS, Local: netip.AddrPortFrom(lo, 0), Remote: netip.AddrPortFrom(lo, srv.tlsPort), Name: tc.host, Size: 10})
 			if a.Outcome != tc.want {
 				t.Fatalf("outcome %s (%s), want %s", a.Outcome, a.Error, tc.want)
 			}
@@ -174,23 +173,14 @@ func TestResolver(t *testing.T) {
 func TestHappyEyeballs(t *testing.T) {
 	l6, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		testenv.Need(t, fmt.Sprintf("no IPv6 loopback: %v", err))
 	}
 	l6.Close()
-	ca, err := server.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpPort, tlsPort, quicPort := freePort(t, "tcp"), freePort(t, "tcp"), freePort(t, "udp")
-	srv, err := server.Start(server.Config{CA: ca, Names: []string{"a.test"}, HTTPPort: httpPort, TLSPort: tlsPort, QUICPort: quicPort})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	p := &prober.Prober{Roots: ca.Pool}
-	v6 := prober.Request{Proto: prober.TLS, Local: netip.MustParseAddrPort("[::1]:0"), Remote: netip.AddrPortFrom(netip.IPv6Loopback(), tlsPort), Name: "a.test", Size: 100}
+	srv := startServer(t)
+	p := &prober.Prober{Roots: srv.ca.Pool}
+	v6 := prober.Request{Proto: prober.TLS, Local: netip.MustParseAddrPort("[::1]:0"), Remote: netip.AddrPortFrom(netip.IPv6Loopback(), srv.tlsPort), Name: "a.test", Size: 100}
 	v4 := v6
-	v4.Local, v4.Remote = netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), tlsPort)
+	v4.Local, v4.Remote = netip.MustParseAddrPort("127.0.0.1:0"), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), srv.tlsPort)
 	w, l, _ := p.HappyEyeballs(context.Background(), v6, v4)
 	if w.Outcome != prober.OK || w.Bytes != 100 {
 		t.Errorf("winner %s with %d bytes (%s), want ok with 100", w.Outcome, w.Bytes, w.Error)

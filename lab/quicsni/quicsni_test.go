@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/quic-go/quic-go"
+
+	"github.com/tamperscope/tamperscope/internal/testenv"
 )
 
 // clientInitials returns the datagrams a real QUIC client (quic-go) sends
@@ -99,7 +102,7 @@ func TestLabCapture(t *testing.T) {
 	path := filepath.Join("..", "testdata", "quic-sni-seed1", "capture.pcap")
 	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("no lab capture: %v", err)
+		testenv.Need(t, fmt.Sprintf("no lab capture (run 'make lab' as root): %v", err))
 	}
 	defer f.Close()
 	r, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))

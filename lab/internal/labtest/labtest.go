@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 )
 
@@ -26,11 +27,5 @@ func RequireRoot(t testing.TB) {
 			}
 		}
 	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-		t.Fatalf("%s; TAMPERSCOPE_REQUIRE_ALL=1 forbids skipping", reason)
-	}
-	t.Skip(reason)
+	testenv.Need(t, reason)
 }

@@ -1,0 +1,26 @@
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// RequireAllEnv is the variable that turns skips into failures.
+const RequireAllEnv = "TAMPERSCOPE_REQUIRE_ALL"
+
+// RequireAll reports whether every test must run: RequireAllEnv is "1".
+func RequireAll() bool { return os.Getenv(RequireAllEnv) == "1" }
+
+// Need does nothing when missing is empty. Otherwise missing says what the
+// test lacks and how to provide it, and Need skips t with that reason, or
+// fails it when RequireAll.
+func Need(t testing.TB, missing string) {
+	if missing == "" {
+		return
+	}
+	t.Helper()
+	if RequireAll() {
+		t.Fatalf("%s (%s=1 forbids skipping)", missing, RequireAllEnv)
+	}
+	t.Skip(missing)
+}
