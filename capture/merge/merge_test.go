@@ -175,6 +175,23 @@ func TestNextAllocs(t *testing.T) {
 	}
 }
 
+// mergeFiles merges the capture files, in that order of sources, and
+// returns what drain returns.
+func mergeFiles(t *testing.T, paths ...string) ([]capture.Frame, error) {
+	t.Helper()
+	var srcs []capture.Source
+	for _, p := range paths {
+		r, err := pcapfile.Open(p, pcapfile.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, r)
+	}
+	m := New(srcs...)
+	defer m.Close()
+	return drain(t, m)
+}
+
 func readCapture(t *testing.T, path string) []capture.Frame {
 	t.Helper()
 	r, err := pcapfile.Open(path, pcapfile.Options{})
@@ -232,17 +249,7 @@ func TestMergeSplitCapture(t *testing.T) {
 	dir := t.TempDir()
 	writePcap(t, filepath.Join(dir, "even.pcap"), even)
 	writePcap(t, filepath.Join(dir, "odd.pcap"), odd)
-	var srcs []capture.Source
-	for _, name := range []string{"odd.pcap", "even.pcap"} {
-		r, err := pcapfile.Open(filepath.Join(dir, name), pcapfile.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srcs = append(srcs, r)
-	}
-	m := New(srcs...)
-	defer m.Close()
-	got, err := drain(t, m)
+	got, err := mergeFiles(t, filepath.Join(dir, "odd.pcap"), filepath.Join(dir, "even.pcap"))
 	if err != io.EOF {
 		t.Fatalf("got %v, want io.EOF", err)
 	}
@@ -267,17 +274,7 @@ func TestMergeTruncatedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	ng := readCapture(t, ngPath)
-	var srcs []capture.Source
-	for _, p := range []string{ngPath, cut} {
-		r, err := pcapfile.Open(p, pcapfile.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srcs = append(srcs, r)
-	}
-	m := New(srcs...)
-	defer m.Close()
-	got, err := drain(t, m)
+	got, err := mergeFiles(t, ngPath, cut)
 	if !errors.Is(err, pcapfile.ErrTruncated) || !bytes.Contains([]byte(err.Error()), []byte("merge source 1")) {
 		t.Fatalf("end error %v, want ErrTruncated from merge source 1", err)
 	}
