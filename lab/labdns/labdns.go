@@ -140,11 +140,13 @@ func (s *Server) serve(c *net.UDPConn, zone Zone) {
 			s.dropped.Add(1)
 			continue
 		}
-		if _, err := c.WriteToUDPAddrPort(resp, from); err != nil {
-			s.dropped.Add(1)
-			continue
-		}
+		// Counted before it is sent: whoever reads Stats after getting
+		// the answer must see it counted.
 		s.answered.Add(1)
+		if _, err := c.WriteToUDPAddrPort(resp, from); err != nil {
+			s.answered.Add(^uint64(0))
+			s.dropped.Add(1)
+		}
 	}
 }
 
