@@ -94,6 +94,14 @@ func runBin(t *testing.T, args ...string) string {
 // startAnalyzer starts an analyzer in the background.
 func startAnalyzer(t *testing.T, addr, topic, group, out string, extra ...string) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startAnalyzerLog(t, addr, topic, group, out, extra...)
+	return cmd
+}
+
+// startAnalyzerLog is startAnalyzer that also returns the path of the
+// analyzer's log.
+func startAnalyzerLog(t *testing.T, addr, topic, group, out string, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
 	args := append([]string{"analyze", "--kafka", addr, "--topic", topic, "--group", group, "--out", out,
 		"--session-timeout", "6s", "--checkpoint", "100ms", "--quiet"}, extra...)
 	cmd := exec.Command(filepath.Join(binDir, "tamperscope"), args...)
@@ -115,7 +123,7 @@ func startAnalyzer(t *testing.T, addr, topic, group, out string, extra ...string
 			t.Logf("analyzer log:\n%s", b)
 		}
 	})
-	return cmd
+	return cmd, log.Name()
 }
 
 func wait(t *testing.T, cmd *exec.Cmd) {

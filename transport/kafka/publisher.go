@@ -123,6 +123,8 @@ type Publisher struct {
 	lastDrop time.Time
 	wake     chan struct{} // capacity 1: queue changed or closing
 	room     chan struct{} // closed and replaced when the buffer shrinks
+	// chunkBytes and chunkMsgs size the next write per partition (chunkLocked).
+	chunkBytes, chunkMsgs []int
 
 	stopLinger chan struct{}
 	senderCtx  context.Context
@@ -394,7 +396,7 @@ func (p *Publisher) send() {
 	backoff := time.Duration(0)
 	for {
 		p.mu.Lock()
-		chunk := p.queue[:min(len(p.queue), sendChunk)]
+		chunk := p.queue[:p.chunkLocked()]
 		msgs := make([]kafkago.Message, len(chunk))
 		for i, q := range chunk {
 			msgs[i] = q.msg
@@ -428,6 +430,35 @@ func (p *Publisher) send() {
 			return
 		}
 	}
+}
+
+// chunkLocked returns how many messages from the head of the queue the
+// next write takes. The messages of one partition in a write must fit in
+// one kafka-go batch, which is one produce request that the broker takes
+// or refuses whole: kafka-go writes a partition's batches one after the
+// other, each with its own attempts, so with two batches the second could
+// be acknowledged after the first failed (the broker went away between
+// them), and the retried first would land behind it — rows out of order
+// in the partition, a flow cut in two.
+func (p *Publisher) chunkLocked() int {
+	if p.chunkBytes == nil {
+		p.chunkBytes = make([]int, len(p.pending))
+		p.chunkMsgs = make([]int, len(p.pending))
+	}
+	clear(p.chunkBytes)
+	clear(p.chunkMsgs)
+	n := 0
+	for n < len(p.queue) && n < sendChunk {
+		part := int(binary.BigEndian.Uint32(p.queue[n].msg.Key)) % len(p.pending)
+		size := len(p.queue[n].msg.Value) + maxOverhead
+		if p.chunkMsgs[part] > 0 && (p.chunkBytes[part]+size >= p.cfg.MaxMessageBytes || p.chunkMsgs[part]+1 >= sendChunk) {
+			break
+		}
+		p.chunkBytes[part] += size
+		p.chunkMsgs[part]++
+		n++
+	}
+	return n
 }
 
 // settle accounts for the first n queued messages after a write and
