@@ -3,11 +3,11 @@ package report
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/schemas/columnar"
+	"github.com/tamperscope/tamperscope/sink"
 )
 
 // Options configures Build. The zero value works.
@@ -218,15 +219,15 @@ func Build(ctx context.Context, dir string, opts Options) (*Report, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("open dataset directory %s: %w: not a directory", dir, ErrNotDataset)
 	}
-	flowFiles, err := datasetFiles(dir, columnar.Flows)
+	if _, err := os.Stat(filepath.Join(dir, columnar.Flows)); err != nil {
+		return nil, fmt.Errorf("open dataset directory %s: %w: no %s/ inside", dir, ErrNotDataset, columnar.Flows)
+	}
+	flowFiles, err := sink.CommittedFiles(dir, columnar.Flows)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("open dataset directory %s: %w: no %s/ inside", dir, ErrNotDataset, columnar.Flows)
-		}
 		return nil, err
 	}
-	findingFiles, err := datasetFiles(dir, columnar.Findings)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	findingFiles, err := sink.CommittedFiles(dir, columnar.Findings)
+	if err != nil {
 		return nil, err
 	}
 

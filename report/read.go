@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -23,35 +20,6 @@ import (
 
 // ErrNotDataset is returned when a directory holds no flows dataset.
 var ErrNotDataset = errors.New("not a tamperscope dataset directory")
-
-// datasetFiles lists the committed *.parquet files of one dataset under
-// root, skipping hidden names (the sink's .part-*.parquet.tmp files and
-// anything else a writer has not published).
-func datasetFiles(root, dataset string) ([]string, error) {
-	dir := filepath.Join(root, dataset)
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if path != dir && strings.HasPrefix(name, ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.IsDir() && strings.HasSuffix(name, ".parquet") {
-			out = append(out, path)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	slices.Sort(out)
-	return out, nil
-}
 
 // fileMeta is what a report shows of a file's key-value metadata.
 type fileMeta struct {
