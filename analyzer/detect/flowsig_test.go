@@ -33,28 +33,24 @@ var (
 func newConv() *conv { return &conv{t: 1_700_000_000e9, cseq: 1000, sseq: 5000, cid: 100, sid: 900} }
 
 // c and s add a client or server packet after dt milliseconds.
-func (v *conv) c(dt int64, flags uint8, n int) *schemas.PacketMeta {
-	v.t += dt * 1e6
-	v.cid++
-	p := schemas.PacketMeta{TimestampNs: v.t, IPVersion: 4, Src: cli, Dst: srv, SrcPort: 40000, DstPort: 443, Proto: schemas.ProtoTCP,
-		TTL: 64, IPID: v.cid, TCPFlags: flags, Seq: v.cseq, Ack: v.sseq, Window: 500, PayloadLen: uint32(n)}
-	if flags&syn != 0 {
-		v.cseq++
-	}
-	v.cseq += uint32(n)
-	v.pkts = append(v.pkts, p)
-	return &v.pkts[len(v.pkts)-1]
-}
+func (v *conv) c(dt int64, flags uint8, n int) *schemas.PacketMeta { return v.add(false, dt, flags, n) }
+func (v *conv) s(dt int64, flags uint8, n int) *schemas.PacketMeta { return v.add(true, dt, flags, n) }
 
-func (v *conv) s(dt int64, flags uint8, n int) *schemas.PacketMeta {
+func (v *conv) add(fromServer bool, dt int64, flags uint8, n int) *schemas.PacketMeta {
 	v.t += dt * 1e6
-	v.sid++
-	p := schemas.PacketMeta{TimestampNs: v.t, IPVersion: 4, Src: srv, Dst: cli, SrcPort: 443, DstPort: 40000, Proto: schemas.ProtoTCP,
-		TTL: 52, IPID: v.sid, TCPFlags: flags, Seq: v.sseq, Ack: v.cseq, Window: 500, PayloadLen: uint32(n)}
-	if flags&syn != 0 {
-		v.sseq++
+	src, dst, sp, dp, ttl := cli, srv, uint16(40000), uint16(443), uint8(64)
+	seq, ack, id := &v.cseq, v.sseq, &v.cid
+	if fromServer {
+		src, dst, sp, dp, ttl = srv, cli, 443, 40000, 52
+		seq, ack, id = &v.sseq, v.cseq, &v.sid
 	}
-	v.sseq += uint32(n)
+	*id++
+	p := schemas.PacketMeta{TimestampNs: v.t, IPVersion: 4, Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Proto: schemas.ProtoTCP,
+		TTL: ttl, IPID: *id, TCPFlags: flags, Seq: *seq, Ack: ack, Window: 500, PayloadLen: uint32(n)}
+	if flags&syn != 0 {
+		*seq++
+	}
+	*seq += uint32(n)
 	v.pkts = append(v.pkts, p)
 	return &v.pkts[len(v.pkts)-1]
 }
