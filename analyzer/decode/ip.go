@@ -105,25 +105,14 @@ func (d *Decoder) ipv6(b []byte, p *schemas.PacketMeta) Reason {
 	b = b[40:min(40+pl, len(b))]
 	for {
 		switch nh {
-		case 0, 43, 60, 135, 139, 140: // hop-by-hop, routing, destination, mobility, HIP, shim6
+		case 0, 43, 60, 135, 139, 140, protoAH: // hop-by-hop, routing, destination, mobility, HIP, shim6, AH
 			if len(b) < 8 {
 				return ReasonTruncatedIP
 			}
-			n := (int(b[1]) + 1) * 8
-			if pl < n {
-				return ReasonBadIPLength
+			n := (int(b[1]) + 1) * 8 // length in 8-byte units, not counting the first
+			if nh == protoAH {
+				n = (int(b[1]) + 2) * 4 // AH counts 4-byte units, less 2
 			}
-			if len(b) < n {
-				return ReasonTruncatedIP
-			}
-			nh = b[0]
-			b, pl = b[n:], pl-n
-			continue
-		case protoAH:
-			if len(b) < 8 {
-				return ReasonTruncatedIP
-			}
-			n := (int(b[1]) + 2) * 4
 			if pl < n {
 				return ReasonBadIPLength
 			}
