@@ -14,7 +14,7 @@
 // Residual mode adds, after a trigger, a reset of every new flow to the same
 // server address and port for a while (answering the SYN-ACK), the way
 // Clayton et al. saw the GFW punish later connections. QUIC mode decrypts
-// client Initials (package quicsni) and, when the SNI matches, blackholes
+// client Initials (analyzer/quic, analyzer/tlshello) and, when the SNI matches, blackholes
 // the UDP 4-tuple with an iptables DROP in both directions, because an
 // on-path observer cannot drop the packets itself.
 package injector

@@ -17,7 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tamperscope/tamperscope/lab/netns"
-	"github.com/tamperscope/tamperscope/lab/quicsni"
+	"github.com/tamperscope/tamperscope/analyzer/quic"
+	"github.com/tamperscope/tamperscope/analyzer/tlshello"
 )
 
 // Mode selects how the injector reacts to a trigger.
@@ -84,7 +85,8 @@ type Injector struct {
 	residual map[netip.AddrPort]time.Time
 	blocked  map[flowKey]bool
 	events   []Event
-	hellos   quicsni.Assembler // used by the client-side loop only
+	hellos   map[flowKey]*quic.Flow // Initials being reassembled; client-side loop only
+	quicDec  quic.Decoder
 	errs     []error
 
 	stop chan struct{}
@@ -384,8 +386,8 @@ func (in *Injector) send(r Reset, toClient bool) int {
 }
 
 func (in *Injector) quicInitial(p *packet) {
-	name, err := in.hellos.Add(p.src.String()+" "+p.dst.String(), p.payload)
-	if err != nil || in.match([]byte(name)) == "" {
+	name, ok := in.quicServerName(p)
+	if !ok || in.match([]byte(name)) == "" {
 		return
 	}
 	key := flowKey{p.src, p.dst}
@@ -404,6 +406,37 @@ func (in *Injector) quicInitial(p *packet) {
 		in.blockUDP(p.src, p.dst, name)
 	}()
 }
+
+// quicServerName decrypts a client Initial the way an on-path censor does
+// (RFC 9001: the keys derive from the connection ID alone) and returns the
+// ClientHello's server name once the CRYPTO data holding it has arrived.
+func (in *Injector) quicServerName(p *packet) (string, bool) {
+	key := flowKey{p.src, p.dst}
+	if in.hellos == nil || len(in.hellos) >= maxQUICFlows {
+		in.hellos = map[flowKey]*quic.Flow{}
+	}
+	f := in.hellos[key]
+	if f == nil {
+		f = &quic.Flow{}
+		in.hellos[key] = f
+	}
+	if _, err := f.Add(&in.quicDec, p.payload); err != nil {
+		return "", false
+	}
+	hs, ok := f.ClientHello()
+	if !ok {
+		return "", false
+	}
+	delete(in.hellos, key)
+	ch, err := tlshello.ParseClientHelloHandshake(hs)
+	if err != nil && ch.ServerName == "" {
+		return "", false
+	}
+	return ch.ServerName, true
+}
+
+// maxQUICFlows bounds the Initials reassembled at once.
+const maxQUICFlows = 4096
 
 func (in *Injector) blockUDP(client, server netip.AddrPort, name string) {
 	cmd := "iptables"
