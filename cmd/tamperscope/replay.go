@@ -25,6 +25,7 @@ import (
 )
 
 const replayExamples = `  tamperscope replay capture.pcapng
+  tcpdump -i eth0 -w - | tamperscope replay -          # "-" reads a capture from stdin
   tamperscope replay --out datasets/ day1/*.pcap.gz
   tamperscope replay --format json capture.pcap | jq 'select(.record == "finding")'
   tamperscope replay --out archive/ --packets --keep-payload capture.pcap   # for tamperscope batch later
@@ -49,7 +50,7 @@ type replayConfig struct {
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg replayConfig
-	fs := newFlagSet("replay", "replay [flags] FILE...", replayExamples, stderr)
+	fs := newFlagSet("replay", "replay [flags] FILE... (- for stdin)", replayExamples, stderr)
 	fs.StringVar(&cfg.out, "out", "", "write Parquet datasets (flows/, findings/) under `DIR`")
 	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table and summary) or json (flow records and findings as JSON lines)")
 	fs.BoolVar(&cfg.packets, "packets", false, "also write the packets/ dataset (packet metadata archive) under --out")
@@ -116,7 +117,14 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	var totalBytes int64
 	var openErrs []error
 	for _, path := range cfg.files {
-		r, err := pcapfile.Open(path, pcapfile.Options{})
+		var r *pcapfile.Reader
+		var err error
+		if path == "-" {
+			// A capture piped in: tcpdump -w - | tamperscope replay -
+			r, err = pcapfile.NewReader(os.Stdin, "stdin", pcapfile.Options{})
+		} else {
+			r, err = pcapfile.Open(path, pcapfile.Options{})
+		}
 		if err != nil {
 			openErrs = append(openErrs, err)
 			fmt.Fprintf(stderr, "tamperscope replay: %v\n", err)
