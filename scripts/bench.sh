@@ -48,3 +48,99 @@ echo
 echo "== per-packet hot paths (allocations per packet must be 0)"
 go test -run '^$' -bench 'BenchmarkDecode$|BenchmarkUpdate$|BenchmarkReadPcap$' -benchmem -benchtime 2000000x \
 	./analyzer/decode/ ./analyzer/flow/ ./capture/pcapfile/ | grep -E '^Benchmark|^ok'
+
+# ---------------------------------------------------------------------------
+# Distributed mode: a ~800k-packet capture through a private broker of
+# scripts/kafka.sh (its own port and data; the jars of the repository's
+# cache, linked), published by `replay --kafka` and consumed by
+# `analyze --idle-exit`, each timed alone, beside the in-process replay of
+# the same file in the same run. BENCH_KAFKA_PORT moves the broker (default
+# 29392; the controller takes the next port).
+echo
+echo "== distributed mode (Kafka)"
+kport=${BENCH_KAFKA_PORT:-29392}
+kcache=$root/$cache/kafka
+kcap=$cache/bench-kafka.pcap
+idle=3
+[ -s "$kcap" ] || go run ./bench/gencap -flows 20000 -o "$kcap"
+kpackets=$(capinfos -c -M "$kcap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
+cat "$kcap" >/dev/null
+scripts/kafka.sh fetch
+mkdir -p "$kcache"
+ln -sfn "$root/.cache/kafka/jars" "$kcache/jars"
+kafka() { TAMPERSCOPE_KAFKA_PORT=$kport TAMPERSCOPE_KAFKA_CACHE=$kcache scripts/kafka.sh "$@"; }
+kafka up >/dev/null
+trap 'kafka down' EXIT
+kaddr=127.0.0.1:$kport
+kpid=$(cat "$kcache/kafka.pid")
+tck=$(getconf CLK_TCK)
+broker_cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$kpid/stat"; }
+ktopic=bench-$(date +%s%N)
+
+measure_cpu() { # name, command...: prints wall seconds, peak RSS KiB, CPU seconds
+	local name=$1
+	shift
+	local t
+	t=$(mktemp)
+	/usr/bin/time -f '%e %M %U %S' -o "$t" "$@" >/dev/null 2>"$cache/$name.log" || {
+		echo "bench.sh: $name failed:" >&2
+		tail -5 "$cache/$name.log" >&2
+		exit 1
+	}
+	awk '{print $1, $2, $3 + $4}' "$t"
+	rm -f "$t"
+}
+
+rm -rf "$cache/kout-inproc" "$cache/kout" "$cache/kout-warm"
+# A fresh broker creates its offsets topic at the first group join: do that
+# before the clock runs.
+"$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic-warm" --group "$ktopic-warm" \
+	--out "$cache/kout-warm" --idle-exit 1s --findings-topic - 2>/dev/null
+read -r in_s in_kb in_cpu < <(measure_cpu kafka-inproc "$cache/tamperscope" replay --quiet --out "$cache/kout-inproc" "$kcap")
+b0=$(broker_cpu)
+read -r pub_s pub_kb pub_cpu < <(measure_cpu kafka-replay "$cache/tamperscope" replay --quiet --kafka "$kaddr" --topic "$ktopic" --partitions 4 "$kcap")
+b1=$(broker_cpu)
+read -r an_s an_kb an_cpu < <(measure_cpu kafka-analyze "$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic" \
+	--group "$ktopic" --out "$cache/kout" --idle-exit "${idle}s")
+b2=$(broker_cpu)
+python3 - "$cache/kafka-analyze.log" "$kpackets" "$idle" "$in_s" "$in_kb" "$in_cpu" "$pub_s" "$pub_kb" "$pub_cpu" "$an_s" "$an_kb" "$an_cpu" "$b0" "$b1" "$b2" <<'PY'
+import sys, re, datetime
+log = open(sys.argv[1]).read()
+n, idle, ins, ink, inc, ps, pk, pc, as_, ak, ac, b0, b1, b2 = int(sys.argv[2]), *map(float, sys.argv[3:])
+def at(msg):
+    m = re.search(r'time=(\S+) level=\S+ msg="' + re.escape(msg), log)
+    return datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+# analyze's work runs from its partitions' assignment to the end of the
+# stream, less the --idle-exit wait after the last message (the idle
+# check follows each 1 s poll from that message on, so the wait is
+# close to exact); before the assignment it joins the group.
+assigned, idled, ended = at("kafka subscriber: assigned"), at("no message for --idle-exit"), at("analyze ended")
+aw = max(ended - assigned - idle, 1e-3)
+join = as_ - (ended - assigned)
+print(f"analyze: {join:.2f}s to start and join the group, {aw:.2f}s of work, {idle:.0f}s idle wait (subtracted)")
+e2e = ps + aw
+rows = [
+    ("replay in process (reference)", ins, ink, inc, None),
+    ("replay --kafka (publish, acked)", ps, pk, pc, b1 - b0),
+    (f"analyze (less {idle:.0f}s idle-exit)", aw, ak, ac, b2 - b1),
+    ("end to end (publish + analyze)", e2e, None, pc + ac, b2 - b0),
+]
+print(f"{n} packets, 4 partitions; CPU seconds are user+sys of the process, broker CPU is the JVM's meanwhile")
+print(f"{'stage':<36}{'seconds':>9}{'Mpkt/s':>9}{'peak MiB':>10}{'CPU s':>8}{'broker CPU s':>14}{'vs in-process':>15}")
+for name, s, kb, cpu, bc in rows:
+    mib = f"{kb/1024:.0f}" if kb else "-"
+    bcs = f"{bc:.2f}" if bc is not None else "-"
+    print(f"{name:<36}{s:>9.2f}{n/s/1e6:>9.2f}{mib:>10}{cpu:>8.2f}{bcs:>14}{ins/s:>14.2f}x")
+# Where the time goes: a stage whose own CPU fills its wall time is
+# bound by its own CPU; otherwise by the broker when the broker's CPU
+# does, otherwise it waits (network round trips, acks, fetch latency).
+# The broker's CPU of the analyze stage spans the idle wait too: an upper
+# bound.
+def verdict(name, wall, own, broker):
+    if own >= 0.8 * wall:
+        return f"{name}: CPU-bound in tamperscope ({own/wall:.0%} of a core)"
+    if broker >= 0.8 * wall:
+        return f"{name}: broker-bound (broker {broker/wall:.0%} of a core, tamperscope {own/wall:.0%})"
+    return f"{name}: waiting (tamperscope {own/wall:.0%}, broker {broker/wall:.0%} of a core: round trips and acks)"
+print("bottleneck:", verdict("publish", ps, pc, b1 - b0) + ";", verdict("analyze", aw, ac, b2 - b1))
+PY
