@@ -455,12 +455,6 @@ func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control f
 	fd.Targeted = targeted
 	if name == "" {
 		fd.Collateral = j.set.collateral(ip)
-		if len(fd.Collateral) == 0 && fd.Method != "icmp" {
-			// Nothing anyone wanted is known to live there: a dead or
-			// closed host looks the same. An administratively-prohibited
-			// ICMP is a statement of its own.
-			return
-		}
 	}
 	var retrans float64
 	for _, f := range fs {

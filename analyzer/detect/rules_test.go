@@ -1,0 +1,122 @@
+package detect
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/tamperscope/tamperscope/schemas"
+)
+
+// judgeFlows runs the cross-flow rules over summaries and returns the
+// findings.
+func judgeFlows(t *testing.T, flows []*summary, names map[string][]string) []schemas.Finding {
+	t.Helper()
+	s := New(Config{}, nil)
+	for ip, ns := range names {
+		s.ipNames[ip] = map[string]struct{}{}
+		for _, n := range ns {
+			s.ipNames[ip][n] = struct{}{}
+		}
+	}
+	w := &window{}
+	for i, f := range flows {
+		f.id = fmt.Sprintf("C%d", i)
+		f.startNs, f.endNs = int64(i)*1e9, int64(i)*1e9+5e8
+		if f.serverPort == 0 {
+			f.serverPort = 443
+		}
+		w.add(f)
+	}
+	var out []schemas.Finding
+	s.judge(w, func(f *schemas.Finding) { out = append(out, *f) })
+	return out
+}
+
+func TestRules(t *testing.T) {
+	ok := func(ip, name string) *summary {
+		return &summary{serverIP: ip, name: name, trigger: "sni", outcome: OutcomeOK, synSeen: true}
+	}
+	reset := func(ip, name string, inj float64) *summary {
+		return &summary{serverIP: ip, name: name, trigger: "sni", outcome: OutcomeReset, stage: StagePostPSH, injection: inj, srvRST: true, synSeen: true}
+	}
+	synTimeout := func(ip string) *summary {
+		return &summary{serverIP: ip, outcome: OutcomeTimeout, stage: StagePostSYN, synSeen: true}
+	}
+	bulk := func(ip, name string, bps float64) *summary {
+		return &summary{serverIP: ip, name: name, trigger: "sni", outcome: OutcomeOK, synSeen: true,
+			bytes: 200 << 10, dataNs: 3e9, rateBps: bps, avgSeg: 1448}
+	}
+	tests := []struct {
+		name  string
+		flows []*summary
+		names map[string][]string
+		want  []string // kind/target/name of every finding, in order
+	}{{
+		name:  "SNI reset with same-address controls",
+		flows: []*summary{ok("192.0.2.1", "a.test"), reset("192.0.2.1", "x.test", 0.2), reset("192.0.2.1", "x.test", 0.2), ok("192.0.2.1", "b.test")},
+		want:  []string{"sni_rst_injection/192.0.2.1/x.test"},
+	}, {
+		name:  "one failure, no control, no injection evidence: no finding",
+		flows: []*summary{reset("192.0.2.2", "x.test", 0.1)},
+	}, {
+		name:  "one failure with strong injection evidence",
+		flows: []*summary{reset("192.0.2.3", "x.test", 0.9)},
+		want:  []string{"sni_rst_injection/192.0.2.3/x.test"},
+	}, {
+		name:  "IP block with collateral from names seen on it",
+		flows: []*summary{synTimeout("192.0.2.4"), synTimeout("192.0.2.4"), synTimeout("192.0.2.4"), ok("192.0.2.5", "a.test")},
+		names: map[string][]string{"192.0.2.4": {"a.test", "b.test"}},
+		want:  []string{"ip_blocking/192.0.2.4/"},
+	}, {
+		name:  "unanswered address nobody names: a dead host, no finding",
+		flows: []*summary{synTimeout("192.0.2.6"), synTimeout("192.0.2.6")},
+	}, {
+		name:  "an address that also answered is not blocked",
+		flows: []*summary{synTimeout("192.0.2.7"), synTimeout("192.0.2.7"), ok("192.0.2.7", "a.test")},
+		names: map[string][]string{"192.0.2.7": {"a.test"}},
+	}, {
+		name:  "throttled name among fast names on one address",
+		flows: []*summary{bulk("192.0.2.8", "slow.test", 140e3), bulk("192.0.2.8", "slow.test", 150e3), bulk("192.0.2.8", "fast.test", 50e6)},
+		want:  []string{"throttling/192.0.2.8/slow.test"},
+	}, {
+		name:  "a path slow for everyone",
+		flows: []*summary{bulk("192.0.2.9", "a.test", 290e3), bulk("192.0.2.10", "b.test", 300e3)},
+		want:  []string{"throttling/192.0.2.10/", "throttling/192.0.2.9/"},
+	}, {
+		name: "TLS interception root",
+		flows: []*summary{{serverIP: "192.0.2.11", name: "bank.test", trigger: "sni", outcome: OutcomeOK,
+			issuer: "CN=Security Certificate,O=Qaznet Trust Network"}},
+		want: []string{"tls_interception/192.0.2.11/bank.test"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, f := range judgeFlows(t, tc.flows, tc.names) {
+				got = append(got, f.Kind+"/"+f.TargetIP+"/"+f.TargetName)
+				if f.FindingID == "" || len(f.ExampleFlows) == 0 || f.Evidence == "" || f.Confidence <= 0 || f.Verdict == "" {
+					t.Errorf("%s finding lacks id, examples, evidence, confidence or verdict: %+v", f.Kind, f)
+				}
+				switch f.Kind {
+				case schemas.KindThrottling:
+					if f.RateBps < 100e3 || f.RateBps > 400e3 {
+						t.Errorf("throttling rate %.0f", f.RateBps)
+					}
+					if f.TargetName == "" && f.Targeted {
+						t.Error("a path slow for everyone reported as targeted")
+					}
+				case schemas.KindIPBlocking:
+					if len(f.Collateral) != 2 {
+						t.Errorf("collateral %v, want the 2 names seen on it", f.Collateral)
+					}
+				case schemas.KindTLSInterception:
+					if f.Issuer == "" || f.Method != "mitm" {
+						t.Errorf("interception finding without issuer or method: %+v", f)
+					}
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("findings %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
