@@ -260,3 +260,29 @@ func TestCorpusFlowCounts(t *testing.T) {
 	}
 	t.Logf("TCP flow counts agree on %d of %d files", agree, files)
 }
+
+// TestCorpusBenignCaptures: the test-suite captures of Zeek, Suricata,
+// tcpdump, nDPI and gopacket hold no censorship. None of them may give a
+// confirmed finding; "likely" is tolerated only where a capture holds
+// repeated unanswered QUIC Initials to one name (nDPI's QUIC samples, cut
+// before the server answers), at most a handful over the whole corpus.
+func TestCorpusBenignCaptures(t *testing.T) {
+	r := replayCorpus(t)
+	likely := 0
+	for file, res := range r.res {
+		if res == nil || strings.HasPrefix(file, "censorship-tripwire/") || strings.HasPrefix(file, "gfw-quic-sni/") {
+			continue
+		}
+		for _, f := range res.findings {
+			switch {
+			case f.Verdict == "likely" && f.Kind == schemas.KindQUICBlocking:
+				likely++
+			default:
+				t.Errorf("%s: %s %s %q %s: %s", file, f.Kind, f.TargetIP, f.TargetName, f.Verdict, f.Evidence)
+			}
+		}
+	}
+	if likely > 5 {
+		t.Errorf("%d likely QUIC findings on benign captures, want at most 5", likely)
+	}
+}
