@@ -50,6 +50,15 @@ go test -run '^$' -bench 'BenchmarkDecode$|BenchmarkUpdate$|BenchmarkReadPcap$' 
 	./analyzer/decode/ ./analyzer/flow/ ./capture/pcapfile/ | grep -E '^Benchmark|^ok'
 
 # ---------------------------------------------------------------------------
+# Live capture: records/s delivered to user space and loss, the eBPF
+# program driven by BPF_PROG_TEST_RUN (a traffic generator on 2 cores tops
+# out near 0.4 Mpps) beside AF_PACKET under a UDP flood in a network
+# namespace. Needs root.
+echo
+echo "== live capture (eBPF ring and AF_PACKET)"
+go test -run '^$' -bench 'BenchmarkRing$|BenchmarkAFPacket$' -benchtime 2000000x ./capture/ebpf/ | grep -E '^Benchmark|^ok'
+
+# ---------------------------------------------------------------------------
 # Distributed mode: a ~800k-packet capture through a private broker of
 # scripts/kafka.sh (its own port and data; the jars of the repository's
 # cache, linked), published by `replay --kafka` and consumed by
