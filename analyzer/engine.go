@@ -105,6 +105,14 @@ func (e *Engine) Advance(nowNs int64) error {
 	return e.err
 }
 
+// ObserveDNS records the names a DNS response maps to addresses, for the
+// collateral of IP blocks, without a flow: in a partitioned stream the
+// response's own flow lives in the resolver's partition, and copies of it
+// reach the others for their names only.
+func (e *Engine) ObserveDNS(payload []byte) {
+	e.parse.DNSAnswers += uint64(e.dns.addAnswer(payload))
+}
+
 // OldestOpenNs returns the earliest start of a flow still open, or
 // math.MaxInt64 when none is: every packet of an open flow is at or after
 // it. It walks the flow table; call it at checkpoints, not per packet.

@@ -21,6 +21,10 @@ type Delivery struct {
 	// and message offset; 0 and a running count in process).
 	Partition int
 	Offset    int64
+	// Names marks a batch of copies of DNS responses whose flows belong
+	// to other partitions: use them for the names they answer, not as
+	// packets (transport/kafka sends them to every partition).
+	Names bool
 }
 
 // Subscriber is the analyzer half's end of a transport.

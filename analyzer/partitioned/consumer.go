@@ -55,6 +55,7 @@ type Config struct {
 type Stats struct {
 	Messages   uint64
 	Packets    uint64
+	NameCopies uint64 // rows of Names deliveries: DNS responses of other partitions, read for names only
 	Flows      uint64 // flow rows written
 	Findings   uint64 // finding rows written
 	Repeated   uint64 // flows and findings already written before a resumption, not written again
@@ -179,9 +180,17 @@ func (c *Consumer) Process(d transport.Delivery) error {
 	}
 	p.last = d.Offset
 	c.st.Messages++
-	c.st.Packets += uint64(len(d.Batch.Packets))
-	if err := p.eng.Process(d.Batch); err != nil {
-		return fmt.Errorf("analyze partition %d offset %d: %w", p.id, d.Offset, err)
+	if d.Names {
+		// Another partition's resolver answered: its flow is written there.
+		c.st.NameCopies += uint64(len(d.Batch.Packets))
+		for i := range d.Batch.Packets {
+			p.eng.ObserveDNS(d.Batch.Packets[i].Payload)
+		}
+	} else {
+		c.st.Packets += uint64(len(d.Batch.Packets))
+		if err := p.eng.Process(d.Batch); err != nil {
+			return fmt.Errorf("analyze partition %d offset %d: %w", p.id, d.Offset, err)
+		}
 	}
 	p.since++
 	if p.since >= c.cfg.CheckpointMessages || time.Since(p.lastCheck) >= c.cfg.CheckpointInterval {

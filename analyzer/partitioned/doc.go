@@ -26,4 +26,8 @@
 // its open flows, so the next owner rebuilds them whole. Only the end of
 // the stream (Close) ends open flows, after moving every engine to the
 // newest packet time seen on any partition.
+//
+// A Names delivery holds copies of DNS responses whose flows live in
+// other partitions; its rows go to the engine's ObserveDNS, so IP-block
+// collateral names do not depend on which partition the resolver is in.
 package partitioned

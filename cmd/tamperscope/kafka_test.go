@@ -187,7 +187,6 @@ func partitionIndependent(fs []schemas.Finding) []schemas.Finding {
 	var out []schemas.Finding
 	for _, f := range fs {
 		if !crossAddress[f.Kind] {
-			f.Collateral = nil // DNS answers come through the resolver's partition
 			out = append(out, f)
 		}
 	}
@@ -195,6 +194,21 @@ func partitionIndependent(fs []schemas.Finding) []schemas.Finding {
 }
 
 var crossAddress = map[string]bool{schemas.KindThrottling: true, schemas.KindIPBlocking: true}
+
+// collateral maps the target of each ip_blocking finding to its
+// collateral names. They come from ClientHellos to the target and from
+// DNS answers, which reach every partition (transport/kafka copies them),
+// so they do not depend on partitioning even where the finding's
+// confidence does.
+func collateral(fs []schemas.Finding) map[string][]string {
+	out := map[string][]string{}
+	for _, f := range fs {
+		if f.Kind == schemas.KindIPBlocking {
+			out[f.TargetIP] = f.Collateral
+		}
+	}
+	return out
+}
 
 func compareFlows(t *testing.T, want, got dataset, opts ...cmp.Option) {
 	t.Helper()
@@ -228,6 +242,15 @@ func TestKafkaEquivalence(t *testing.T) {
 			compareFlows(t, want, got)
 			if diff := cmp.Diff(partitionIndependent(want.findings), partitionIndependent(got.findings)); diff != "" {
 				t.Errorf("findings differ from the in-process run (-in-process +kafka):\n%s", diff)
+			}
+			wantC, gotC := collateral(want.findings), collateral(got.findings)
+			if len(gotC) == 0 {
+				t.Fatalf("no ip_blocking finding through Kafka (%d in process): nothing to compare collateral of", len(wantC))
+			}
+			for target, names := range gotC {
+				if diff := cmp.Diff(wantC[target], names, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("collateral of the ip_blocking finding on %s differs (-in-process +kafka):\n%s", target, diff)
+				}
 			}
 		})
 	}

@@ -86,6 +86,30 @@ type PublisherConfig struct {
 	CloseTimeout time.Duration
 	// Logger receives delivery problems. The default is slog.Default().
 	Logger *slog.Logger
+	// NoDNSCopies turns off the copies of DNS responses. By default every
+	// DNS response (UDP from port 53 or 5353, with payload) also goes to
+	// every other partition, in messages marked HeaderNames, so that each
+	// partition's analyzer learns every name-to-address answer, not only
+	// those of the resolvers that hash to it.
+	NoDNSCopies bool
+}
+
+// HeaderNames marks a message of copies of DNS responses whose flows
+// belong to another partition; the Subscriber sets Delivery.Names.
+const HeaderNames = "tamperscope-names"
+
+func namesMessage(hs []kafkago.Header) bool {
+	for _, h := range hs {
+		if h.Key == HeaderNames {
+			return true
+		}
+	}
+	return false
+}
+
+// isDNSAnswer tells the rows the analyzer reads names from.
+func isDNSAnswer(r *schemas.PacketMeta) bool {
+	return r.Proto == schemas.ProtoUDP && (r.SrcPort == 53 || r.SrcPort == 5353) && len(r.Payload) > 0
 }
 
 // PublisherStats counts rows through a Publisher. After Close, Rows equals
@@ -101,7 +125,12 @@ type PublisherStats struct {
 	DroppedRows uint64 // not buffered: the buffer was full (broker slow or unreachable)
 	DroppedMsgs uint64
 	Retries     uint64 // writes that failed and were retried (broker unreachable, leader moving)
-	Buffered    int    // encoded bytes waiting or in flight now
+	// CopiedRows counts the copies of DNS responses made for other
+	// partitions (PublisherConfig.NoDNSCopies), apart from Rows and the
+	// counts above; LostCopies those of them dropped or failed.
+	CopiedRows uint64
+	LostCopies uint64
+	Buffered   int // encoded bytes waiting or in flight now
 }
 
 // Publisher is the capture half's Kafka transport. Publish copies rows into
@@ -118,6 +147,7 @@ type Publisher struct {
 	closed   bool
 	enc      *wire.Encoder
 	pending  []pendingMsg // one per partition
+	names    []pendingMsg // copies of DNS responses, one per partition
 	queue    []queued
 	stats    PublisherStats
 	lastDrop time.Time
@@ -136,6 +166,7 @@ type Publisher struct {
 // offsets into arena, which may move as it grows, and pointed at it only
 // when the message is encoded.
 type pendingMsg struct {
+	names bool // copies of DNS responses (HeaderNames)
 	batch schemas.PacketBatch
 	spans []span
 	first time.Time
@@ -147,8 +178,9 @@ type span struct {
 }
 
 type queued struct {
-	msg  kafkago.Message
-	rows int
+	msg    kafkago.Message
+	rows   int
+	copies int // rows of a names message: counted apart from Rows
 }
 
 var _ transport.Publisher = (*Publisher)(nil)
@@ -215,9 +247,13 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 		},
 		enc:        enc,
 		pending:    make([]pendingMsg, cfg.Partitions),
+		names:      make([]pendingMsg, cfg.Partitions),
 		wake:       make(chan struct{}, 1),
 		room:       make(chan struct{}),
 		stopLinger: make(chan struct{}),
+	}
+	for i := range p.names {
+		p.names[i].names = true
 	}
 	p.senderCtx, p.stopSender = context.WithCancel(context.Background())
 	p.done.Add(2)
@@ -279,27 +315,38 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 	for i := range b.Packets {
 		row := &b.Packets[i]
 		part := partitionOf(p.cfg.Key(row), n)
-		pm := &p.pending[part]
-		if len(pm.batch.Packets) == 0 {
-			pm.first = time.Now()
-		}
-		sp := span{lo: len(pm.batch.Arena), isNil: row.Payload == nil}
-		pm.batch.Arena = append(pm.batch.Arena, row.Payload...)
-		sp.hi = len(pm.batch.Arena)
-		pm.spans = append(pm.spans, sp)
-		pm.batch.Packets = append(pm.batch.Packets, *row)
-		pm.batch.Packets[len(pm.batch.Packets)-1].Payload = nil // b is the caller's again
+		p.addLocked(&p.pending[part], part, row)
 		p.stats.Rows++
-		if len(pm.batch.Packets) >= p.cfg.MaxRows {
-			p.flushLocked(part)
+		if !p.cfg.NoDNSCopies && n > 1 && isDNSAnswer(row) {
+			for q := range p.names {
+				if q != part {
+					p.addLocked(&p.names[q], q, row)
+				}
+			}
 		}
 	}
 	return nil
 }
 
-// flushLocked encodes and queues the pending message of one partition.
-func (p *Publisher) flushLocked(part int) {
-	pm := &p.pending[part]
+// addLocked copies row into pm, the pending message of partition part,
+// and queues pm once full.
+func (p *Publisher) addLocked(pm *pendingMsg, part int, row *schemas.PacketMeta) {
+	if len(pm.batch.Packets) == 0 {
+		pm.first = time.Now()
+	}
+	sp := span{lo: len(pm.batch.Arena), isNil: row.Payload == nil}
+	pm.batch.Arena = append(pm.batch.Arena, row.Payload...)
+	sp.hi = len(pm.batch.Arena)
+	pm.spans = append(pm.spans, sp)
+	pm.batch.Packets = append(pm.batch.Packets, *row)
+	pm.batch.Packets[len(pm.batch.Packets)-1].Payload = nil // the row is the caller's again
+	if len(pm.batch.Packets) >= p.cfg.MaxRows {
+		p.flushLocked(pm, part)
+	}
+}
+
+// flushLocked encodes and queues pm, a pending message of partition part.
+func (p *Publisher) flushLocked(pm *pendingMsg, part int) {
 	if len(pm.batch.Packets) == 0 {
 		return
 	}
@@ -310,7 +357,7 @@ func (p *Publisher) flushLocked(part int) {
 			pm.batch.Packets[i].Payload = pm.batch.Arena[sp.lo:sp.hi:sp.hi]
 		}
 	}
-	p.encodeLocked(part, pm.batch.Packets, pm.batch.Arena)
+	p.encodeLocked(part, pm.names, pm.batch.Packets, pm.batch.Arena)
 	// Drop the references to the caller's strings and payloads.
 	clear(pm.batch.Packets)
 	pm.batch.Packets = pm.batch.Packets[:0]
@@ -323,20 +370,23 @@ const maxOverhead = 1024
 
 // encodeLocked encodes rows as one message, or halves them until each half
 // fits in MaxMessageBytes.
-func (p *Publisher) encodeLocked(part int, rows []schemas.PacketMeta, arena []byte) {
+func (p *Publisher) encodeLocked(part int, names bool, rows []schemas.PacketMeta, arena []byte) {
 	b := schemas.PacketBatch{Packets: rows, Arena: arena}
 	value, err := p.enc.Encode(nil, &b)
 	if err == nil && len(value) > p.cfg.MaxMessageBytes-maxOverhead {
 		if len(rows) > 1 {
 			h := len(rows) / 2
-			p.encodeLocked(part, rows[:h], arena)
-			p.encodeLocked(part, rows[h:], arena)
+			p.encodeLocked(part, names, rows[:h], arena)
+			p.encodeLocked(part, names, rows[h:], arena)
 			return
 		}
 		err = fmt.Errorf("one row encodes to %d bytes, over MaxMessageBytes %d", len(value), p.cfg.MaxMessageBytes)
 	}
+	if names {
+		p.stats.CopiedRows += uint64(len(rows))
+	}
 	if err != nil {
-		p.stats.FailedRows += uint64(len(rows))
+		p.lostLocked(names, len(rows), &p.stats.FailedRows)
 		p.stats.FailedMsgs++
 		p.log.Error("kafka publisher: cannot encode rows; counted as failed", "rows", len(rows), "err", err)
 		return
@@ -344,7 +394,7 @@ func (p *Publisher) encodeLocked(part int, rows []schemas.PacketMeta, arena []by
 	p.stats.Messages++
 	p.stats.Bytes += uint64(len(value))
 	if !p.cfg.Block && p.stats.Buffered+len(value) > p.cfg.MaxBufferBytes {
-		p.stats.DroppedRows += uint64(len(rows))
+		p.lostLocked(names, len(rows), &p.stats.DroppedRows)
 		p.stats.DroppedMsgs++
 		if now := time.Now(); now.Sub(p.lastDrop) >= 10*time.Second {
 			p.lastDrop = now
@@ -355,12 +405,27 @@ func (p *Publisher) encodeLocked(part int, rows []schemas.PacketMeta, arena []by
 	}
 	key := make([]byte, 4)
 	binary.BigEndian.PutUint32(key, uint32(part))
-	p.queue = append(p.queue, queued{msg: kafkago.Message{Key: key, Value: value}, rows: len(rows)})
+	q := queued{msg: kafkago.Message{Key: key, Value: value}, rows: len(rows)}
+	if names {
+		q.msg.Headers = []kafkago.Header{{Key: HeaderNames, Value: []byte{'1'}}}
+		q.rows, q.copies = 0, len(rows)
+	}
+	p.queue = append(p.queue, q)
 	p.stats.Buffered += len(value)
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// lostLocked counts n rows that did not make it into counter, or into
+// LostCopies when they were copies.
+func (p *Publisher) lostLocked(names bool, n int, counter *uint64) {
+	if names {
+		p.stats.LostCopies += uint64(n)
+		return
+	}
+	*counter += uint64(n)
 }
 
 // linger flushes pending messages whose first row is older than Linger.
@@ -375,9 +440,10 @@ func (p *Publisher) linger() {
 		case now := <-t.C:
 			p.mu.Lock()
 			for part := range p.pending {
-				pm := &p.pending[part]
-				if len(pm.batch.Packets) > 0 && now.Sub(pm.first) >= p.cfg.Linger {
-					p.flushLocked(part)
+				for _, pm := range []*pendingMsg{&p.pending[part], &p.names[part]} {
+					if len(pm.batch.Packets) > 0 && now.Sub(pm.first) >= p.cfg.Linger {
+						p.flushLocked(pm, part)
+					}
 				}
 			}
 			p.mu.Unlock()
@@ -481,6 +547,7 @@ func (p *Publisher) settle(n int, err error) (retry bool) {
 			p.stats.Buffered -= len(q.msg.Value)
 		case permanent(e):
 			p.stats.FailedRows += uint64(q.rows)
+			p.stats.LostCopies += uint64(q.copies)
 			p.stats.FailedMsgs++
 			p.stats.Buffered -= len(q.msg.Value)
 			p.log.Error("kafka publisher: broker rejected a message; counted as failed", "rows", q.rows, "err", e)
@@ -533,7 +600,8 @@ func (p *Publisher) Close() error {
 	}
 	p.closed = true
 	for part := range p.pending {
-		p.flushLocked(part)
+		p.flushLocked(&p.pending[part], part)
+		p.flushLocked(&p.names[part], part)
 	}
 	p.mu.Unlock()
 	close(p.stopLinger)
@@ -560,6 +628,7 @@ func (p *Publisher) Close() error {
 	defer p.mu.Unlock()
 	for _, q := range p.queue {
 		p.stats.FailedRows += uint64(q.rows)
+		p.stats.LostCopies += uint64(q.copies)
 		p.stats.FailedMsgs++
 		p.stats.Buffered -= len(q.msg.Value)
 	}

@@ -338,7 +338,7 @@ func (s *Subscriber) readPartition(ctx context.Context, a kafkago.PartitionAssig
 			continue
 		}
 		s.setLag(m.Partition, m.HighWaterMark-m.Offset-1)
-		d := transport.Delivery{Batch: b, Partition: m.Partition, Offset: m.Offset}
+		d := transport.Delivery{Batch: b, Partition: m.Partition, Offset: m.Offset, Names: namesMessage(m.Headers)}
 		if !s.putCtx(ctx, item{kind: itemDelivery, delivery: d}) {
 			s.batches.Put(b)
 			return

@@ -1,0 +1,48 @@
+package analyzer
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+func dnsResponse(t *testing.T, name string, addr [4]byte) []byte {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{Response: true})
+	n := dnsmessage.MustNewName(name)
+	if err := b.StartQuestions(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Question(dnsmessage.Question{Name: n, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartAnswers(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AResource(dnsmessage.ResourceHeader{Name: n, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: addr}); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// TestObserveDNS checks that a DNS response seen without its flow names
+// the address for collateral, and that garbage is ignored.
+func TestObserveDNS(t *testing.T) {
+	e := New(Config{}, nil)
+	e.ObserveDNS(dnsResponse(t, "Blocked.Example.", [4]byte{198, 51, 100, 7}))
+	e.ObserveDNS([]byte("not dns"))
+	e.ObserveDNS(nil)
+	ip := netip.AddrFrom4([4]byte{198, 51, 100, 7})
+	if got := e.dns.namesOf(ip); !slices.Equal(got, []string{"blocked.example"}) {
+		t.Errorf("names of %v: %q, want [blocked.example]", ip, got)
+	}
+	if st := e.Stats(); st.Packets != 0 || st.Flow.Flows != 0 || st.Parse.DNSAnswers != 1 {
+		t.Errorf("stats %+v: want one DNS answer and no packet or flow", st)
+	}
+}
