@@ -16,9 +16,9 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
-	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/analyzer/quic"
 	"github.com/tamperscope/tamperscope/analyzer/tlshello"
+	"github.com/tamperscope/tamperscope/lab/netns"
 )
 
 // Mode selects how the injector reacts to a trigger.
