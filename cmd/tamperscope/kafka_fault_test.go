@@ -20,6 +20,7 @@ import (
 
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport/kafka"
 )
@@ -37,7 +38,7 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 	t.Helper()
 	kafkaAddr(t) // the broker tests were asked for
 	if _, err := exec.LookPath("java"); err != nil {
-		need(t, "java not found: a private broker needs a Java 17 runtime")
+		testenv.Need(t, "java not found: a private broker needs a Java 17 runtime")
 	}
 	jars, err := filepath.Abs("../../.cache/kafka/jars")
 	if err != nil {
@@ -64,14 +65,6 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 		}
 	})
 	return b
-}
-
-func need(t *testing.T, missing string) {
-	t.Helper()
-	if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-		t.Fatal(missing)
-	}
-	t.Skip(missing)
 }
 
 func (b *privateBroker) script(verb string) error {

@@ -19,6 +19,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/tamperscope/tamperscope/analyzer/partitioned"
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport/kafka"
 )
@@ -29,7 +30,7 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		if os.Getenv("TAMPERSCOPE_KAFKA") == "" && os.Getenv("TAMPERSCOPE_REQUIRE_ALL") != "1" {
+		if os.Getenv("TAMPERSCOPE_KAFKA") == "" && !testenv.RequireAll() {
 			return m.Run() // the Kafka tests skip; nothing to build
 		}
 		dir, err := os.MkdirTemp("", "tamperscope-bin")
@@ -51,17 +52,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func kafkaAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("TAMPERSCOPE_KAFKA")
-	if addr == "" {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatal("TAMPERSCOPE_KAFKA is not set (start a broker: eval \"$(scripts/kafka.sh up)\")")
-		}
-		t.Skip("TAMPERSCOPE_KAFKA is not set; start a broker with eval \"$(scripts/kafka.sh up)\"")
-	}
-	return addr
-}
+func kafkaAddr(t *testing.T) string { return testenv.KafkaBroker(t) }
 
 var nameSeq atomic.Int64
 

@@ -24,3 +24,15 @@ func Need(t testing.TB, missing string) {
 	}
 	t.Skip(missing)
 }
+
+// KafkaBroker returns the address of the test broker that scripts/kafka.sh
+// started (TAMPERSCOPE_KAFKA), skipping or failing t through Need when
+// there is none.
+func KafkaBroker(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("TAMPERSCOPE_KAFKA")
+	if addr == "" {
+		Need(t, `TAMPERSCOPE_KAFKA is not set; start a broker with eval "$(scripts/kafka.sh up)"`)
+	}
+	return addr
+}

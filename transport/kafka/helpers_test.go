@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -49,17 +50,7 @@ func realBroker(t *testing.T) broker {
 	return brokerAt("real", []string{realBrokerAddr(t)})
 }
 
-func realBrokerAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("TAMPERSCOPE_KAFKA")
-	if addr == "" {
-		if os.Getenv("TAMPERSCOPE_REQUIRE_ALL") == "1" {
-			t.Fatal("TAMPERSCOPE_KAFKA is not set (start a broker: eval \"$(scripts/kafka.sh up)\")")
-		}
-		t.Skip("TAMPERSCOPE_KAFKA is not set; start a broker with eval \"$(scripts/kafka.sh up)\"")
-	}
-	return addr
-}
+func realBrokerAddr(t testing.TB) string { return testenv.KafkaBroker(t) }
 
 func brokerAt(name string, addrs []string) broker {
 	b := broker{name: name, addrs: addrs, newName: uniqueName}
