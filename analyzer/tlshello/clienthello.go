@@ -172,16 +172,6 @@ func (r *reader) u16() int {
 	return v
 }
 
-func (r *reader) u24() int {
-	if len(r.b) < 3 {
-		r.ok = false
-		return 0
-	}
-	v := int(r.b[0])<<16 | int(r.b[1])<<8 | int(r.b[2])
-	r.b = r.b[3:]
-	return v
-}
-
 func (r *reader) bytes(n int) []byte {
 	if n < 0 || len(r.b) < n {
 		r.ok = false

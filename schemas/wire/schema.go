@@ -128,6 +128,3 @@ var schemaMessage = func() []byte {
 	n := binary.LittleEndian.Uint32(w.b[4:8])
 	return w.b[:8+n]
 }()
-
-// Schema returns the Arrow schema of the messages this package writes.
-func Schema() *arrow.Schema { return schema }
