@@ -178,6 +178,15 @@ func parityFilters() map[string]Filter {
 		"net both included and out":  {Nets: []netip.Prefix{p("10.0.0.0/8")}, ExcludeNets: []netip.Prefix{p("10.0.0.0/8")}},
 		"exclude inside include":     {Nets: []netip.Prefix{p("10.0.0.0/8")}, ExcludeNets: []netip.Prefix{p("10.9.0.0/16")}},
 		"everything":                 {Ports: []uint16{443, 53, 8080, 22, 4433}, Nets: []netip.Prefix{p("0.0.0.0/0"), p("::/0")}},
+		// An LPM lookup sees only the longest match: an include inside an
+		// exclude must still be excluded.
+		"include inside exclude": {Nets: []netip.Prefix{p("10.1.0.0/16")}, ExcludeNets: []netip.Prefix{p("10.0.0.0/8")}},
+		// IPv4 lives in the map as v4-mapped IPv6: an IPv6 network must not
+		// catch it.
+		"all of IPv6":           {Nets: []netip.Prefix{p("::/0")}},
+		"exclude all of IPv6":   {ExcludeNets: []netip.Prefix{p("::/0")}},
+		"all of IPv6, not IPv4": {Nets: []netip.Prefix{p("::/0")}, ExcludeNets: []netip.Prefix{p("0.0.0.0/0")}},
+		"v4-mapped network":     {Nets: []netip.Prefix{p("::ffff:10.0.0.0/104")}},
 	}
 }
 

@@ -67,7 +67,7 @@ func (f *Filter) Match(src, dst netip.Addr, sport, dport uint16, hasPorts bool) 
 	in := func(ps []netip.Prefix, a netip.Addr) bool {
 		a = a.Unmap()
 		for _, p := range ps {
-			if p.Contains(a) {
+			if normPrefix(p).Contains(a) {
 				return true
 			}
 		}
@@ -215,19 +215,58 @@ func (c *Capture) fillFilters(f Filter) error {
 			return fmt.Errorf("fill port filter: %w", err)
 		}
 	}
-	nets := map[captureNetKey]uint8{}
-	for _, n := range f.Nets {
-		nets[netKey(n)] |= flagInclude
-	}
-	for _, n := range f.ExcludeNets {
-		nets[netKey(n)] |= flagExclude
-	}
-	for k, v := range nets {
+	for k, v := range netEntries(f) {
 		if err := c.objs.NetFilter.Put(k, v); err != nil {
 			return fmt.Errorf("fill network filter: %w", err)
 		}
 	}
 	return nil
+}
+
+// netEntries turns the filter's networks into the kernel's LPM map, whose
+// lookup returns only the longest matching prefix. Filter.Match asks "is
+// the address in any included (excluded) network", so each entry carries
+// the flags of every shorter network of its family that contains it; and
+// IPv4 addresses, kept in the map as v4-mapped IPv6, get a 0.0.0.0/0 entry
+// of their own when an IPv6 network would otherwise cover ::ffff:0:0/96.
+func netEntries(f Filter) map[captureNetKey]uint8 {
+	flags := map[netip.Prefix]uint8{}
+	for _, n := range f.Nets {
+		flags[normPrefix(n)] |= flagInclude
+	}
+	for _, n := range f.ExcludeNets {
+		flags[normPrefix(n)] |= flagExclude
+	}
+	v4all := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	mapped := netip.MustParseAddr("::ffff:0.0.0.0")
+	for p := range flags {
+		if p.Addr().Is6() && p.Contains(mapped) {
+			if _, ok := flags[v4all]; !ok {
+				flags[v4all] = 0
+			}
+			break
+		}
+	}
+	out := make(map[captureNetKey]uint8, len(flags))
+	for p, v := range flags {
+		for q, w := range flags {
+			if q.Bits() < p.Bits() && q.Addr().Is4() == p.Addr().Is4() && q.Contains(p.Addr()) {
+				v |= w
+			}
+		}
+		out[netKey(p)] = v
+	}
+	return out
+}
+
+// normPrefix is p masked, with a v4-mapped IPv6 network written as the
+// IPv4 network it means.
+func normPrefix(p netip.Prefix) netip.Prefix {
+	p = p.Masked()
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 func netKey(p netip.Prefix) captureNetKey {
