@@ -10,7 +10,7 @@ func seqMax(a, b uint32) uint32 {
 	return b
 }
 
-type seqRange struct{ lo, hi uint32 }
+type seqRange = rng[uint32]
 
 // maxHoles bounds the ranges a seqTracker remembers above a hole; a segment
 // that would need more is not remembered (its later copy then looks new).
@@ -76,45 +76,14 @@ func (t *seqTracker) insert(s, e uint32) {
 		t.n -= k
 		return
 	}
-	// Merge [s,e) into the sorted range list.
-	var out [maxHoles + 1]seqRange
-	m := 0
-	placed := false
-	for i := uint8(0); i < t.n; i++ {
-		r := t.r[i]
-		switch {
-		case seqLT(r.hi, s):
-			out[m] = r
-			m++
-		case seqLT(e, r.lo):
-			if !placed {
-				out[m] = seqRange{s, e}
-				m++
-				placed = true
-			}
-			out[m] = r
-			m++
-		default: // overlaps or touches: widen the new range
-			if seqLT(r.lo, s) {
-				s = r.lo
-			}
-			if seqGT(r.hi, e) {
-				e = r.hi
-			}
-		}
+	// Merge [s,e) into the sorted range list; when it is full the segment
+	// is not remembered.
+	if m, ok := mergeRange(t.r[:], int(t.n), s, e, seqLT); ok {
+		t.n = uint8(m)
 	}
-	if !placed {
-		out[m] = seqRange{s, e}
-		m++
-	}
-	if m > maxHoles {
-		return
-	}
-	copy(t.r[:], out[:m])
-	t.n = uint8(m)
 }
 
-type span struct{ lo, hi int }
+type span = rng[int]
 
 const maxStreamRanges = 16
 
@@ -192,32 +161,8 @@ func (b *buffer) touches(lo, hi int) bool {
 	return false
 }
 
+// merge records [lo, hi) as held; addTCP makes sure it fits.
 func (b *buffer) merge(lo, hi int) {
-	var out [maxStreamRanges + 1]span
-	m := 0
-	placed := false
-	for i := uint8(0); i < b.n; i++ {
-		r := b.r[i]
-		switch {
-		case r.hi < lo:
-			out[m] = r
-			m++
-		case hi < r.lo:
-			if !placed {
-				out[m] = span{lo, hi}
-				m++
-				placed = true
-			}
-			out[m] = r
-			m++
-		default:
-			lo, hi = min(lo, r.lo), max(hi, r.hi)
-		}
-	}
-	if !placed {
-		out[m] = span{lo, hi}
-		m++
-	}
-	copy(b.r[:], out[:m])
+	m, _ := mergeRange(b.r[:], int(b.n), lo, hi, less[int])
 	b.n = uint8(m)
 }

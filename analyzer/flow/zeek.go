@@ -57,7 +57,7 @@ type zCold struct {
 	histRST             uint64
 	win0Cnt, win0Thresh uint32
 	gapCnt, gapThresh   uint32
-	blk                 [maxHoles]struct{ lo, hi uint64 }
+	blk                 [maxHoles]rng[uint64]
 }
 
 func (e *zEndpoint) reset() {
@@ -508,35 +508,9 @@ func (e *zEndpoint) insertBlock(c *zCold, lo, hi uint64) {
 		e.drainBlocks(c)
 		return
 	}
-	var out [maxHoles + 1]struct{ lo, hi uint64 }
-	m, placed := 0, false
-	for i := uint8(0); i < e.nblk; i++ {
-		b := c.blk[i]
-		switch {
-		case b.hi < lo:
-			out[m] = b
-			m++
-		case hi < b.lo:
-			if !placed {
-				out[m].lo, out[m].hi = lo, hi
-				m++
-				placed = true
-			}
-			out[m] = b
-			m++
-		default:
-			lo, hi = min(lo, b.lo), max(hi, b.hi)
-		}
+	if m, ok := mergeRange(c.blk[:], int(e.nblk), lo, hi, less[uint64]); ok {
+		e.nblk = uint8(m)
 	}
-	if !placed {
-		out[m].lo, out[m].hi = lo, hi
-		m++
-	}
-	if m > maxHoles {
-		return
-	}
-	copy(c.blk[:], out[:m])
-	e.nblk = uint8(m)
 }
 
 func (e *zEndpoint) drainBlocks(c *zCold) {
