@@ -13,6 +13,7 @@ import (
 
 	"github.com/tamperscope/tamperscope/capture"
 	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/transport/inproc"
 )
 
 // frames is a capture.Source over prepared frames, ending with err.
@@ -175,7 +176,7 @@ func BenchmarkRun(b *testing.B) {
 	for i := range fs {
 		fs[i] = f
 	}
-	pub := &discard{}
+	pub := &inproc.Discard{}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Run(context.Background(), &frames{f: fs}, pub, Config{Snap: SnapConfig{Slots: 1024}}); err != nil {
@@ -183,20 +184,6 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(fs))/b.Elapsed().Seconds()/1e6, "Mpkt/s")
-}
-
-type discard struct{ b *schemas.PacketBatch }
-
-func (d *discard) Publish(_ context.Context, b *schemas.PacketBatch) error { d.b = b; return nil }
-func (d *discard) Close() error                                            { return nil }
-func (d *discard) Get() *schemas.PacketBatch {
-	if d.b == nil {
-		return &schemas.PacketBatch{}
-	}
-	b := d.b
-	d.b = nil
-	b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
-	return b
 }
 
 // idle is a live source that has nothing for a while after its frames.

@@ -5,23 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/transport/inproc"
 )
-
-// discard is a publisher that hands batches back for reuse, as inproc does.
-type discard struct{ b *schemas.PacketBatch }
-
-func (d *discard) Publish(_ context.Context, b *schemas.PacketBatch) error { d.b = b; return nil }
-func (d *discard) Close() error                                            { return nil }
-func (d *discard) Get() *schemas.PacketBatch {
-	if d.b == nil {
-		return &schemas.PacketBatch{}
-	}
-	b := d.b
-	d.b = nil
-	b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
-	return b
-}
 
 // BenchmarkRun reads a 20k-packet dataset of three hourly partitions; the
 // allocations reported are per packet.
@@ -36,7 +21,7 @@ func BenchmarkRun(b *testing.B) {
 	write(b, root, "bench", 0, pkts)
 	b.ReportAllocs()
 	b.ResetTimer()
-	var d discard
+	var d inproc.Discard
 	for b.Loop() {
 		if _, err := Run(context.Background(), root, &d, Config{}); err != nil {
 			b.Fatal(err)
