@@ -4,14 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/schemas/columnar"
@@ -30,43 +25,23 @@ type fileMeta struct {
 // readFile streams the rows of one Parquet file through fn in record
 // batches, reading only the named columns that the file has. Columns the
 // file lacks (an older schema) read as zero values.
-func readFile(ctx context.Context, path string, names []string, fn func(arrow.RecordBatch) error) (fileMeta, error) {
-	var meta fileMeta
-	f, err := os.Open(path)
+func readFile(ctx context.Context, path string, names []string, fn func(arrow.RecordBatch) error) (meta fileMeta, err error) {
+	f, err := sink.OpenFile(path, 16<<10)
 	if err != nil {
 		return meta, err
 	}
 	defer f.Close()
-	pr, err := file.NewParquetReader(f)
-	if err != nil {
-		return meta, fmt.Errorf("open parquet %s: %w", path, err)
-	}
-	defer pr.Close()
-	kv := pr.MetaData().KeyValueMetadata()
-	if v := kv.FindValue(sink.MetaVersion); v != nil {
-		meta.version = *v
-	}
-	if v := kv.FindValue(sink.MetaRecord); v != nil {
-		meta.record = *v
-	}
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 16 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return meta, fmt.Errorf("read schema of %s: %w", path, err)
-	}
-	var leaves []int
-	for _, sf := range fr.Manifest.Fields {
-		if slices.Contains(names, sf.Field.Name) {
-			leaves = appendLeaves(leaves, sf)
-		}
-	}
-	if len(leaves) == 0 || pr.NumRows() == 0 {
+	meta = fileMeta{version: f.Meta(sink.MetaVersion), record: f.Meta(sink.MetaRecord)}
+	leaves := f.Columns(names)
+	if len(leaves) == 0 || f.NumRows() == 0 {
 		return meta, nil
 	}
-	rr, err := fr.GetRecordReader(ctx, leaves, nil)
+	rr, err := f.Records(ctx, leaves)
 	if err != nil {
-		return meta, fmt.Errorf("read %s: %w", path, err)
+		return meta, err
 	}
 	defer rr.Release()
+	defer f.RecoverInto(&err)
 	for rr.Next() {
 		if err := fn(rr.RecordBatch()); err != nil {
 			return meta, fmt.Errorf("read %s: %w", path, err)
@@ -76,16 +51,6 @@ func readFile(ctx context.Context, path string, names []string, fn func(arrow.Re
 		return meta, fmt.Errorf("read %s: %w", path, err)
 	}
 	return meta, nil
-}
-
-func appendLeaves(dst []int, sf pqarrow.SchemaField) []int {
-	if sf.IsLeaf() {
-		return append(dst, sf.ColIndex)
-	}
-	for _, c := range sf.Children {
-		dst = appendLeaves(dst, c)
-	}
-	return dst
 }
 
 // Column accessors that accept every type a column has had, so files

@@ -1,21 +1,13 @@
 package partitioned
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
 	"github.com/tamperscope/tamperscope/schemas"
-	"github.com/tamperscope/tamperscope/schemas/columnar"
+	"github.com/tamperscope/tamperscope/sink"
 )
 
 // index is what a resumed partition knows of the rows it wrote before.
@@ -79,14 +71,14 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 		sets[set] = true
 		return last >= from
 	}
-	err := ReadDataset(root, "flows", pick, func(r *schemas.FlowRecord) error {
+	err := sink.ReadRecords(root, "flows", pick, func(r *schemas.FlowRecord) error {
 		x.ids[r.FlowID] = struct{}{}
 		e := endpointsOf(r)
 		x.spans[e] = append(x.spans[e], flowSpan{r.FlowID, r.StartNs, r.EndNs})
 		return nil
 	})
 	if err == nil {
-		err = ReadDataset(root, "findings", pick, func(f *schemas.Finding) error {
+		err = sink.ReadRecords(root, "findings", pick, func(f *schemas.Finding) error {
 			x.ids[f.FindingID] = struct{}{}
 			return nil
 		})
@@ -129,78 +121,4 @@ func parseSetFile(name, prefix string) (set string, last int64, ok bool) {
 		return "", 0, false
 	}
 	return strings.TrimPrefix(prefix, "part-") + rng, last, true
-}
-
-// ReadDataset calls fn with every record of the committed files of one
-// dataset (flows, findings or packets) under root for which pick (when
-// not nil) returns true. Hidden, uncommitted files are skipped; a missing
-// dataset directory holds no records.
-func ReadDataset[T columnar.Record](root, dataset string, pick func(path string) bool, fn func(*T) error) error {
-	dir := filepath.Join(root, dataset)
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if path == dir && errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		name := d.Name()
-		if path != dir && strings.HasPrefix(name, ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !strings.HasSuffix(name, ".parquet") || pick != nil && !pick(path) {
-			return nil
-		}
-		return readFile(path, fn)
-	})
-}
-
-func readFile[T columnar.Record](path string, fn func(*T) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	pr, err := file.NewParquetReader(f)
-	if err != nil {
-		return fmt.Errorf("open parquet %s: %w", path, err)
-	}
-	defer pr.Close()
-	if pr.NumRows() == 0 {
-		return nil
-	}
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 16 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return fmt.Errorf("read schema of %s: %w", path, err)
-	}
-	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	defer rr.Release()
-	dec := columnar.NewDecoder[T]()
-	var r T
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		if err := dec.Reset(rec); err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		for i := range int(rec.NumRows()) {
-			var zero T
-			r = zero // a column the file lacks reads as the zero value
-			if err := dec.Decode(i, &r); err != nil {
-				return fmt.Errorf("read %s row %d: %w", path, i, err)
-			}
-			if err := fn(&r); err != nil {
-				return err
-			}
-		}
-	}
-	if err := rr.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	return nil
 }

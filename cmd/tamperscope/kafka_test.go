@@ -18,9 +18,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/tamperscope/tamperscope/analyzer/partitioned"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport/kafka"
 )
 
@@ -132,13 +132,13 @@ type dataset struct {
 func readDataset(t *testing.T, dir string) dataset {
 	t.Helper()
 	var d dataset
-	if err := partitioned.ReadDataset(dir, "flows", nil, func(r *schemas.FlowRecord) error {
+	if err := sink.ReadRecords(dir, "flows", nil, func(r *schemas.FlowRecord) error {
 		d.flows = append(d.flows, *r)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := partitioned.ReadDataset(dir, "findings", nil, func(f *schemas.Finding) error {
+	if err := sink.ReadRecords(dir, "findings", nil, func(f *schemas.Finding) error {
 		d.findings = append(d.findings, *f)
 		return nil
 	}); err != nil {

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/tamperscope/tamperscope/schemas"
@@ -19,10 +17,6 @@ import (
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport"
 )
-
-// arrowSchemaKey is the key-value metadata entry holding the writer's Arrow
-// schema.
-const arrowSchemaKey = "ARROW:schema"
 
 // ErrNoDataset is returned when a directory holds no packets/ dataset.
 var ErrNoDataset = errors.New("no packets/ dataset")
@@ -217,8 +211,7 @@ type cursor struct {
 	r    *runner
 	path string
 	ord  int // position in the partition, to break timestamp ties
-	f    *os.File
-	pr   *file.Reader
+	f    *sink.File
 	rr   pqarrow.RecordReader
 	dec  *columnar.Decoder[schemas.PacketMeta]
 	rec  arrow.RecordBatch
@@ -227,50 +220,27 @@ type cursor struct {
 }
 
 func (r *runner) open(path string, ord int) (*cursor, error) {
-	f, err := os.Open(path)
+	f, err := sink.OpenFile(path, int64(r.cfg.BatchSize))
 	if err != nil {
 		return nil, fmt.Errorf("open packets file: %w", err)
 	}
 	c := &cursor{r: r, path: path, ord: ord, f: f, dec: columnar.NewDecoder[schemas.PacketMeta]()}
-	if err := c.init(); err != nil {
+	if v := f.Meta(sink.MetaRecord); v != "" && v != columnar.Packets {
+		c.close()
+		return nil, fmt.Errorf("open %s: a %s file, not packets", path, v)
+	}
+	if c.rr, err = f.Records(r.ctx, nil); err != nil {
 		c.close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *cursor) init() (err error) {
-	defer recoverInto(&err, c.path)
-	if c.pr, err = file.NewParquetReader(c.f); err != nil {
-		return fmt.Errorf("open parquet %s: %w", c.path, err)
-	}
-	if v := c.pr.MetaData().KeyValueMetadata().FindValue(sink.MetaRecord); v != nil && *v != columnar.Packets {
-		return fmt.Errorf("open %s: a %s file, not packets", c.path, *v)
-	}
-	// Column types come from the Parquet schema, not from the Arrow schema
-	// the writer stored beside it: a corrupt stored schema makes the Arrow
-	// IPC decoder allocate without bound, which no recover can catch. The
-	// Parquet logical types give the same Arrow types for these columns.
-	for _, kv := range c.pr.MetaData().KeyValueMetadata() {
-		if kv.Key == arrowSchemaKey {
-			kv.Key += ".ignored"
-		}
-	}
-	fr, err := pqarrow.NewFileReader(c.pr, pqarrow.ArrowReadProperties{BatchSize: int64(c.r.cfg.BatchSize)}, memory.DefaultAllocator)
-	if err != nil {
-		return fmt.Errorf("read schema of %s: %w", c.path, err)
-	}
-	if c.rr, err = fr.GetRecordReader(c.r.ctx, nil, nil); err != nil {
-		return fmt.Errorf("read %s: %w", c.path, err)
-	}
-	return nil
-}
-
 // advance moves to the next row that decodes and passes the vantage
 // filter; false at the end of the file or on an error, after which the
 // cursor is done.
 func (c *cursor) advance() (ok bool, err error) {
-	defer recoverInto(&err, c.path)
+	defer c.f.RecoverInto(&err)
 	st := c.r.st
 	for {
 		for c.rec != nil && c.row < int(c.rec.NumRows()) {
@@ -306,18 +276,7 @@ func (c *cursor) close() {
 	if c.rr != nil {
 		c.rr.Release()
 	}
-	if c.pr != nil {
-		c.pr.Close()
-	}
 	c.f.Close()
-}
-
-// recoverInto turns a panic of the Parquet decoder on a malformed file
-// into an error for that file: a corrupt archive must not stop a run.
-func recoverInto(err *error, path string) {
-	if v := recover(); v != nil {
-		*err = fmt.Errorf("read %s: malformed file: %v", path, v)
-	}
 }
 
 // cursorHeap orders cursors by their current timestamp, then by file.
