@@ -113,12 +113,13 @@ func parseSetFile(name, prefix string) (set string, last int64, ok bool) {
 		return "", 0, false
 	}
 	lastS, _, _ = strings.Cut(lastS, "+")
-	if _, err := strconv.ParseInt(first, 10, 64); err != nil {
+	// Offsets are never negative: a sign means a name of something else.
+	if _, err := strconv.ParseUint(first, 10, 63); err != nil {
 		return "", 0, false
 	}
-	last, err := strconv.ParseInt(lastS, 10, 64)
+	last, err := strconv.ParseUint(lastS, 10, 63)
 	if err != nil {
 		return "", 0, false
 	}
-	return strings.TrimPrefix(prefix, "part-") + rng, last, true
+	return strings.TrimPrefix(prefix, "part-") + rng, int64(last), true
 }
