@@ -117,9 +117,9 @@ func parseSetFile(name, prefix string) (set string, last int64, ok bool) {
 	if _, err := strconv.ParseUint(first, 10, 63); err != nil {
 		return "", 0, false
 	}
-	last, err := strconv.ParseUint(lastS, 10, 63)
+	n, err := strconv.ParseUint(lastS, 10, 63)
 	if err != nil {
 		return "", 0, false
 	}
-	return strings.TrimPrefix(prefix, "part-") + rng, int64(last), true
+	return strings.TrimPrefix(prefix, "part-") + rng, int64(n), true
 }
