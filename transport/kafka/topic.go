@@ -4,19 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 )
 
 // CreateTopic creates topic with the given number of partitions and
 // replication factor 1, for tests, development brokers and make targets.
-// A topic that already exists is not an error.
+// A topic that already exists is not an error. A broker that is not
+// serving yet — unreachable, or just started and still fenced, which it
+// reports as an invalid replication factor — is asked again until ctx
+// ends.
 func CreateTopic(ctx context.Context, brokers []string, sec Security, topic string, partitions int) error {
 	c, err := sec.conn("tamperscope-admin")
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	cl := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: c.transport}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err = createTopic(ctx, cl, topic, partitions)
+		var kerr kafkago.Error
+		retry := err != nil && !errors.As(err, &kerr) || errors.Is(err, kafkago.InvalidReplicationFactor) || errors.As(err, &kerr) && kerr.Temporary()
+		if !retry {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func createTopic(ctx context.Context, cl *kafkago.Client, topic string, partitions int) error {
 	resp, err := cl.CreateTopics(ctx, &kafkago.CreateTopicsRequest{
 		Topics: []kafkago.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
 	})
