@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -105,7 +106,6 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 	}
 
 	var f capture.Frame
-	var readErr error
 	lastFlush := time.Now()
 	flushIfStale := func() error {
 		if cfg.FlushInterval > 0 && len(b.Packets) > 0 && time.Since(lastFlush) >= cfg.FlushInterval {
@@ -114,61 +114,87 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 		}
 		return nil
 	}
-	for n := uint64(0); ; n++ {
-		if err := src.Next(&f); err != nil {
-			if errors.Is(err, capture.ErrNoFrame) {
-				if err := flushIfStale(); err != nil {
-					return st, err
+	// read runs the frame loop. A publish error returns as err; the
+	// source's error, or a memory fault while the frame was read, as
+	// readErr. pending is set while a packet is half added to b, so that a
+	// fault in the middle of it takes it out again.
+	pending := false
+	read := func() (readErr, err error) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer catchFault(&readErr, func() {
+			if !pending {
+				return
+			}
+			last := len(b.Packets) - 1
+			if k := len(refs) - 1; k >= 0 && refs[k].idx == last {
+				b.Arena = b.Arena[:refs[k].off]
+				refs = refs[:k]
+			}
+			b.Packets = b.Packets[:last]
+		})
+		for n := uint64(0); ; n++ {
+			if err := src.Next(&f); err != nil {
+				if errors.Is(err, capture.ErrNoFrame) {
+					if err := flushIfStale(); err != nil {
+						return nil, err
+					}
+					continue
 				}
+				if errors.Is(err, io.EOF) {
+					return nil, nil
+				}
+				return err, nil
+			}
+			if n&63 == 0 {
+				if err := flushIfStale(); err != nil {
+					return nil, err
+				}
+			}
+			if cfg.Progress != nil && dec.Stats().Frames&1023 == 0 {
+				s := src.Stats()
+				cfg.Progress.Frames.Store(s.Frames)
+				cfg.Progress.Bytes.Store(s.Bytes)
+			}
+			if len(b.Arena) >= cfg.BatchBytes {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+			if len(b.Packets) == cap(b.Packets) {
+				if len(b.Packets) >= cfg.BatchSize {
+					if err := flush(); err != nil {
+						return nil, err
+					}
+				}
+				if cap(b.Packets) < cfg.BatchSize {
+					b.Packets = append(make([]schemas.PacketMeta, 0, cfg.BatchSize), b.Packets...)
+				}
+			}
+			b.Packets = b.Packets[:len(b.Packets)+1]
+			pending = true
+			p := &b.Packets[len(b.Packets)-1]
+			if err := dec.Decode(&f, p); err != nil && !errors.Is(err, decode.ErrPartial) {
+				b.Packets = b.Packets[:len(b.Packets)-1]
+				pending = false
 				continue
 			}
-			if !errors.Is(err, io.EOF) {
-				readErr = err
+			if cfg.Anonymize != nil {
+				cfg.Anonymize.Anonymize(p)
 			}
-			break
-		}
-		if n&63 == 0 {
-			if err := flushIfStale(); err != nil {
-				return st, err
+			hash, dir := flowHash(p)
+			n := snap.keep(p, hash, dir)
+			if n > 0 {
+				refs = append(refs, snapRef{len(b.Packets) - 1, len(b.Arena), n})
+				b.Arena = append(b.Arena, p.Payload[:n]...)
+				st.SnapBytes += uint64(n)
 			}
+			p.Payload = nil
+			pending = false
 		}
-		if cfg.Progress != nil && dec.Stats().Frames&1023 == 0 {
-			s := src.Stats()
-			cfg.Progress.Frames.Store(s.Frames)
-			cfg.Progress.Bytes.Store(s.Bytes)
-		}
-		if len(b.Arena) >= cfg.BatchBytes {
-			if err := flush(); err != nil {
-				return st, err
-			}
-		}
-		if len(b.Packets) == cap(b.Packets) {
-			if len(b.Packets) >= cfg.BatchSize {
-				if err := flush(); err != nil {
-					return st, err
-				}
-			}
-			if cap(b.Packets) < cfg.BatchSize {
-				b.Packets = append(make([]schemas.PacketMeta, 0, cfg.BatchSize), b.Packets...)
-			}
-		}
-		b.Packets = b.Packets[:len(b.Packets)+1]
-		p := &b.Packets[len(b.Packets)-1]
-		if err := dec.Decode(&f, p); err != nil && !errors.Is(err, decode.ErrPartial) {
-			b.Packets = b.Packets[:len(b.Packets)-1]
-			continue
-		}
-		if cfg.Anonymize != nil {
-			cfg.Anonymize.Anonymize(p)
-		}
-		hash, dir := flowHash(p)
-		n := snap.keep(p, hash, dir)
-		if n > 0 {
-			refs = append(refs, snapRef{len(b.Packets) - 1, len(b.Arena), n})
-			b.Arena = append(b.Arena, p.Payload[:n]...)
-			st.SnapBytes += uint64(n)
-		}
-		p.Payload = nil
+	}
+	readErr, err := read()
+	if err != nil {
+		return st, err
 	}
 	if err := flush(); err != nil {
 		return st, err

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tamperscope/tamperscope/capture"
+	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport/inproc"
 )
@@ -258,5 +262,59 @@ func TestBatchBytesBoundsArena(t *testing.T) {
 	}
 	if col.batches != 4 || len(col.pkts) != 10 {
 		t.Errorf("%d batches of %d packets, want 4 batches (3+3+3+1) of 10", col.batches, len(col.pkts))
+	}
+}
+
+// TestTruncatedWhileMapped: a capture file that shrinks while the reader
+// has it mapped faults on the next access. Run must end with
+// ErrInputFault, not crash, and publish every packet read whole before the
+// fault, and none of the one it faulted in.
+func TestTruncatedWhileMapped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shrinks.pcap")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(out)
+	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	const n, payload = 64, 1000
+	var recLen int
+	for i := range n {
+		// One flow per packet, so the snapshot policy keeps every payload
+		// and copying it touches the bytes past the cut.
+		f := tcpFrame(t, "10.0.0.1", "10.0.0.2", uint16(1000+i), 443, false, bytesOf(payload, byte(i)))
+		recLen = 16 + len(f.Data)
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(f.Data), Length: len(f.Data)}
+		if err := w.WritePacket(ci, f.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.Open(path, pcapfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const cut = 4 * 4096
+	if err := os.Truncate(path, cut); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	st, err := Run(context.Background(), src, &c, Config{})
+	if !errors.Is(err, ErrInputFault) {
+		t.Fatalf("Run error = %v, want ErrInputFault", err)
+	}
+	whole := (cut - 24) / recLen
+	if len(c.pkts) != whole || st.Published != uint64(whole) {
+		t.Fatalf("published %d packets (stats %d), want the %d read whole before the cut", len(c.pkts), st.Published, whole)
+	}
+	for i, p := range c.pkts {
+		if len(p.Payload) != payload || p.Payload[0] != byte(i) || p.Payload[payload-1] != byte(i) {
+			t.Fatalf("packet %d: payload %d bytes starting %v, want %d bytes of %d", i, len(p.Payload), p.Payload[:min(4, len(p.Payload))], payload, i)
+		}
 	}
 }

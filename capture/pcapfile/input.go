@@ -8,12 +8,19 @@ import (
 // input is the reader's buffer over the (decompressed) stream. Frames alias
 // buf, so refilling it — which moves unread bytes to the front — is what
 // ends the validity of the previous frame.
+//
+// A plain regular file is memory-mapped instead (mapInput): rest then runs
+// to the end of the file, frames alias the mapping, nothing is copied, and
+// the pages already passed are released as the reader moves on.
 type input struct {
 	r    io.Reader
 	buf  []byte
-	rest []byte // the buffered, unread part of buf
+	rest []byte // the buffered, unread part of buf (or of mapped)
 	off  int64  // stream offset of rest[0]
 	err  error  // first error from r, io.EOF at the end of the stream
+
+	mapped   []byte // the whole file, when mapped
+	released int64  // mapped bytes before this offset are released
 }
 
 func newInput(r io.Reader, size int) input {
@@ -33,6 +40,12 @@ func (in *input) peek(n int) ([]byte, error) {
 }
 
 func (in *input) fill(n int) error {
+	if in.mapped != nil { // rest already runs to the end of the file
+		if len(in.rest) == 0 {
+			return io.EOF
+		}
+		return io.ErrUnexpectedEOF
+	}
 	if n > len(in.buf) {
 		in.buf = make([]byte, n)
 	}
@@ -64,7 +77,12 @@ func (in *input) fill(n int) error {
 // the stream is how far a truncated record reaches.
 func (in *input) buffered() int { return len(in.rest) }
 
+// discard consumes n bytes. The caller's frame may alias them until its
+// next call, so only what lies before them is released.
 func (in *input) discard(n int) {
+	if in.mapped != nil && in.off-in.released >= window {
+		in.advance(in.off)
+	}
 	in.rest = in.rest[n:]
 	in.off += int64(n)
 }

@@ -91,12 +91,19 @@ func Open(path string, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open capture: %w", err)
 	}
-	r, err := NewReader(f, path, opts)
-	if err != nil {
-		f.Close()
-		return nil, err
+	in, unmap, mapped := mapInput(f)
+	if !mapped {
+		in = newInput(nil, bufferSize)
+	}
+	r, err := newReader(f, in, path, opts)
+	if mapped {
+		r.closers = append(r.closers, unmap)
 	}
 	r.closers = append(r.closers, f.Close)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -104,22 +111,35 @@ func Open(path string, opts Options) (*Reader, error) {
 // header before returning, so an input that is no capture fails here.
 // Closing the Reader does not close rd.
 func NewReader(rd io.Reader, name string, opts Options) (*Reader, error) {
+	r, err := newReader(rd, newInput(nil, bufferSize), name, opts)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// newReader reads the file header from in, which reads from rd unless it
+// is a mapping. It returns the Reader also on error, for its closers.
+func newReader(rd io.Reader, in input, name string, opts Options) (*Reader, error) {
 	r := &Reader{
 		name:   name,
 		maxRec: opts.MaxRecordLen,
 		links:  slices.Clone(opts.LinkTypes),
 		raw:    &countingReader{r: rd},
+		in:     in,
 	}
 	if r.maxRec <= 0 {
 		r.maxRec = DefaultMaxRecordLen
 	}
-	r.in = newInput(r.raw, bufferSize)
+	if r.in.mapped == nil {
+		r.in.r = r.raw
+	}
 	if err := r.open(); err != nil {
-		r.Close()
 		if _, ok := err.(*RecordError); ok {
-			return nil, err // already names the file and the place
+			return r, err // already names the file and the place
 		}
-		return nil, fmt.Errorf("open capture %s: %w", name, err)
+		return r, fmt.Errorf("open capture %s: %w", name, err)
 	}
 	return r, nil
 }
@@ -154,8 +174,7 @@ func (r *Reader) decompress() error {
 	if err != nil {
 		return nil // too short for any magic: open reports it
 	}
-	gz := binary.BigEndian.Uint16(m) == magicGzip
-	zs := binary.BigEndian.Uint32(m) == magicZstd
+	gz, zs := compressed(m)
 	if !gz && !zs {
 		return nil
 	}
@@ -181,6 +200,11 @@ func (r *Reader) decompress() error {
 	r.zipped = true
 	r.in = input{r: dec, buf: r.in.buf}
 	return nil
+}
+
+// compressed tells whether a stream starting with m is gzip or zstd.
+func compressed(m []byte) (gz, zs bool) {
+	return binary.BigEndian.Uint16(m) == magicGzip, binary.BigEndian.Uint32(m) == magicZstd
 }
 
 // Name returns the name the reader was opened with.

@@ -3,7 +3,10 @@ package pcapfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,14 +32,97 @@ func readAll(t *testing.T, r *Reader) ([]capture.Frame, error) {
 	}
 }
 
+// readBytes reads data twice, streamed through NewReader and memory-mapped
+// through Open of a file holding it, and fails the test unless both give
+// the same frames and the same error.
 func readBytes(t *testing.T, data []byte, opts Options) ([]capture.Frame, error) {
 	t.Helper()
-	r, err := NewReader(bytes.NewReader(data), "test", opts)
-	if err != nil {
-		return nil, err
+	var frames [2][]capture.Frame
+	var errs [2]error
+	for i, r := range readers(t, data, "test", opts) {
+		if r.err != nil {
+			errs[i] = r.err
+			continue
+		}
+		frames[i], errs[i] = readAll(t, r.r)
+		r.r.Close()
 	}
-	defer r.Close()
-	return readAll(t, r)
+	if diff := cmp.Diff(frames[0], frames[1]); diff != "" {
+		t.Fatalf("mapped file read differently (-streamed +mapped):\n%s", diff)
+	}
+	if fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) {
+		t.Fatalf("streamed read ended with %v, mapped read with %v", errs[0], errs[1])
+	}
+	return frames[0], errs[0]
+}
+
+// opened is a Reader from one way of opening, or the error opening it.
+type opened struct {
+	how string
+	r   *Reader
+	err error
+}
+
+// readers opens data both ways a capture is read: streamed from an
+// io.Reader, and with Open from a file named name, which maps it. Both
+// carry the file's path as their name.
+func readers(t *testing.T, data []byte, name string, opts Options) [2]opened {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out [2]opened
+	out[0].how = "streamed"
+	out[0].r, out[0].err = NewReader(bytes.NewReader(data), path, opts)
+	out[1].how = "mapped"
+	out[1].r, out[1].err = Open(path, opts)
+	if out[1].err == nil && len(data) >= 4 && out[1].r.in.mapped == nil && !out[1].r.zipped {
+		t.Fatalf("Open did not map the %d-byte plain file", len(data))
+	}
+	return out
+}
+
+// TestMappedRelease: reading a mapped file hands back the pages behind the
+// reader as it goes, so resident memory stays bounded by the window, and
+// the frames are the ones a streamed read gives.
+func TestMappedRelease(t *testing.T) {
+	payload := bytes.Repeat([]byte{0xab}, 60000)
+	var recs []pcapRec
+	for i := range 3 * window / len(payload) {
+		recs = append(recs, rec(uint32(i), 0, payload))
+	}
+	data := buildPcap(le, 0xa1b2c3d4, 4, 1, recs...)
+	rs := readers(t, data, "big.pcap", Options{})
+	var n [2]int
+	for i, o := range rs {
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		for {
+			var f capture.Frame
+			err := o.r.Next(&f)
+			if err == io.EOF {
+				break
+			}
+			if err != nil || !bytes.Equal(f.Data, payload) {
+				t.Fatalf("%s frame %d: %v", o.how, n[i], err)
+			}
+			n[i]++
+		}
+	}
+	if n[0] != len(recs) || n[1] != len(recs) {
+		t.Fatalf("read %d streamed and %d mapped frames, want %d", n[0], n[1], len(recs))
+	}
+	m := rs[1].r
+	if m.in.released < 2*window {
+		t.Errorf("released %d bytes of a %d-byte mapped file, want at least %d", m.in.released, len(data), 2*window)
+	}
+	for _, o := range rs {
+		if err := o.r.Close(); err != nil {
+			t.Errorf("%s: Close: %v", o.how, err)
+		}
+	}
 }
 
 func frame(ts int64, link uint16, iface, caplen, wirelen uint32, data []byte) capture.Frame {
@@ -164,29 +250,32 @@ func TestPcapDamagedTail(t *testing.T) {
 		{"caplen beyond maximum", buildPcap(le, 0xa1b2c3d4, 4, 1, rec(1, 0, p1), huge), ErrCorrupt, 24 + 16 + 7},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, err := NewReader(bytes.NewReader(tt.data), "tail.pcap", Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := readAll(t, r)
-			if len(got) != 1 || !bytes.Equal(got[0].Data, p1) {
-				t.Fatalf("got %d frames before the damage, want the 1 intact one", len(got))
-			}
-			var re *RecordError
-			if !errors.As(err, &re) || !errors.Is(err, tt.want) {
-				t.Fatalf("got %v, want a *RecordError wrapping %v", err, tt.want)
-			}
-			if re.Index != 2 || re.Offset != tt.wantOffset || re.Name != "tail.pcap" {
-				t.Errorf("error at record %d byte %d of %q, want record 2 byte %d of tail.pcap", re.Index, re.Offset, re.Name, tt.wantOffset)
-			}
-			if again := r.Next(&capture.Frame{}); again != err {
-				t.Errorf("second Next returned %v, want the same error", again)
-			}
-			if s := r.Stats(); s.Frames != 1 {
-				t.Errorf("Stats.Frames = %d, want 1", s.Frames)
-			}
-		})
+		for _, o := range readers(t, tt.data, "tail.pcap", Options{}) {
+			t.Run(tt.name+"/"+o.how, func(t *testing.T) {
+				r, err := o.r, o.err
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				got, err := readAll(t, r)
+				if len(got) != 1 || !bytes.Equal(got[0].Data, p1) {
+					t.Fatalf("got %d frames before the damage, want the 1 intact one", len(got))
+				}
+				var re *RecordError
+				if !errors.As(err, &re) || !errors.Is(err, tt.want) {
+					t.Fatalf("got %v, want a *RecordError wrapping %v", err, tt.want)
+				}
+				if re.Index != 2 || re.Offset != tt.wantOffset || filepath.Base(re.Name) != "tail.pcap" {
+					t.Errorf("error at record %d byte %d of %q, want record 2 byte %d of tail.pcap", re.Index, re.Offset, re.Name, tt.wantOffset)
+				}
+				if again := r.Next(&capture.Frame{}); again != err {
+					t.Errorf("second Next returned %v, want the same error", again)
+				}
+				if s := r.Stats(); s.Frames != 1 {
+					t.Errorf("Stats.Frames = %d, want 1", s.Frames)
+				}
+			})
+		}
 	}
 }
 
