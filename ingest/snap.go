@@ -3,6 +3,10 @@ package ingest
 import "github.com/tamperscope/tamperscope/schemas"
 
 // SnapConfig is the payload snapshot policy. The zero value works.
+//
+// A TCP direction that starts like TLS keeps its handshake records and
+// nothing after them (see tlsFraming); the budgets below bound every
+// direction.
 type SnapConfig struct {
 	// Bytes is the payload kept per flow direction, summed over packets.
 	// The default, 16 KiB, holds an 11 KB ClientHello split over a dozen
@@ -22,6 +26,66 @@ type snapSlot struct {
 	key     uint64
 	bytes   [2]uint32
 	packets [2]uint16
+	tls     [2]tlsFraming
+}
+
+// tlsFraming follows the TLS record layer of one direction of a TCP flow,
+// so the snapshot can stop where the handshake does: the parsers need
+// the ClientHello, ServerHello and (TLS 1.2 and older) the Certificate, all
+// in handshake records, and nothing from the first record of another type
+// (ChangeCipherSpec, application data, alert) on, which is encrypted or
+// says nothing new. It only ever stops early when it has followed every
+// byte: a gap, a retransmission, a record header split over two segments
+// or a stream that does not start like TLS leaves the direction to the
+// byte and packet budgets.
+type tlsFraming struct {
+	next  uint32 // sequence number of the next byte expected
+	rec   uint32 // sequence number of the next record header
+	state uint8
+}
+
+const (
+	framingStart    = iota // no payload seen yet
+	framingTLS             // following records
+	framingOff             // left to the budgets
+	framingFinished        // handshake over: nothing more to keep
+)
+
+// keepTLS returns how many of the n budgeted bytes of p's payload to keep.
+func (f *tlsFraming) keepTLS(p *schemas.PacketMeta, n int) int {
+	b := p.Payload
+	switch f.state {
+	case framingOff:
+		return n
+	case framingFinished:
+		return 0
+	case framingStart:
+		if len(b) < 5 || b[0] != 0x16 || b[1] != 0x03 {
+			f.state = framingOff
+			return n
+		}
+		f.state, f.next, f.rec = framingTLS, p.Seq, p.Seq
+	}
+	if p.Seq != f.next {
+		f.state = framingOff
+		return n
+	}
+	f.next = p.Seq + uint32(len(b))
+	for {
+		off := int(f.rec - p.Seq)
+		if off >= len(b) {
+			return n // the next record starts in a later segment
+		}
+		if off+5 > len(b) {
+			f.state = framingOff
+			return n
+		}
+		if b[off] != 0x16 {
+			f.state = framingFinished
+			return min(n, off)
+		}
+		f.rec += 5 + (uint32(b[off+3])<<8 | uint32(b[off+4]))
+	}
 }
 
 // snapper decides, per packet, how many payload bytes to keep.
@@ -67,6 +131,11 @@ func (s *snapper) keep(p *schemas.PacketMeta, hash uint64, dir int) int {
 		return 0
 	}
 	n := min(len(p.Payload), s.cfg.Bytes-int(sl.bytes[dir]))
+	if p.Proto == schemas.ProtoTCP {
+		if n = sl.tls[dir].keepTLS(p, n); n == 0 {
+			return 0
+		}
+	}
 	sl.packets[dir]++
 	sl.bytes[dir] += uint32(n)
 	return n
