@@ -57,7 +57,10 @@ type Config struct {
 	// bytes (checked after each batch). The default is 512 MiB.
 	FileBytes int64
 	// BatchRows is the number of rows collected in Arrow before they are
-	// handed to the Parquet writer. The default is 64 Ki rows.
+	// handed to the Parquet writer, which encodes and compresses them into
+	// the open row group right away. The default is 8 Ki rows: small
+	// batches spread that work over the run instead of leaving it all to
+	// Close, and row groups stay as large as RowGroupRows.
 	BatchRows int
 	// MaxOpenFiles bounds the files open at once over all datasets; past it
 	// the least recently written file is closed (its rows stay pending until
@@ -90,7 +93,7 @@ func (c *Config) setDefaults() {
 		c.FileBytes = 512 << 20
 	}
 	if c.BatchRows <= 0 {
-		c.BatchRows = 64 << 10
+		c.BatchRows = 8 << 10
 	}
 	if c.MaxOpenFiles <= 0 {
 		c.MaxOpenFiles = 16
