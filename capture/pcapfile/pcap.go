@@ -3,7 +3,6 @@ package pcapfile
 import (
 	"encoding/binary"
 	"fmt"
-	"unsafe"
 
 	"github.com/tamperscope/tamperscope/capture"
 )
@@ -66,9 +65,7 @@ func (r *Reader) nextPcap(f *capture.Frame) error {
 		}
 	}
 	b := r.in.rest[:n]
-	if len(r.in.rest) > n {
-		prefetch(uintptr(unsafe.Pointer(&r.in.rest[n])))
-	}
+	r.in.prefetch(n)
 	f.TimestampNs = int64(r.u32(b))*1e9 + int64(r.u32(b[4:]))*r.fracNs
 	f.LinkType = r.link
 	f.Iface = 0

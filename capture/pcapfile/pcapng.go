@@ -150,6 +150,7 @@ func (r *Reader) block(h []byte, minLen int) ([]byte, error) {
 		}
 	}
 	b := r.in.rest[:n]
+	r.in.prefetch(int(n))
 	if t := r.u32(b[n-4:]); t != n {
 		return nil, r.stop(ErrCorrupt, "block length %d but trailer says %d", n, t)
 	}

@@ -1,8 +1,8 @@
 package pcapfile
 
-// prefetch asks the CPU to load the three cache lines from addr on, where
+// prefetchLines asks the CPU to load the three cache lines from addr on, where
 // the next record's header and packet headers are, while the caller still
 // works on the current one.
 //
 //go:noescape
-func prefetch(addr uintptr)
+func prefetchLines(addr uintptr)
