@@ -1,9 +1,7 @@
 package ingest
 
 import (
-	"encoding/binary"
-	"net/netip"
-
+	"github.com/tamperscope/tamperscope/internal/ipwords"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
@@ -11,8 +9,8 @@ import (
 // (0 when its source is the canonically lower endpoint). It only steers
 // the snapshot policy's table, so speed matters more than its spread.
 func flowHash(p *schemas.PacketMeta) (uint64, int) {
-	a0, a1 := addrWords(p.Src)
-	b0, b1 := addrWords(p.Dst)
+	a0, a1 := ipwords.Of(p.Src)
+	b0, b1 := ipwords.Of(p.Dst)
 	ap, bp := uint64(p.SrcPort), uint64(p.DstPort)
 	dir := 0
 	if a0 > b0 || a0 == b0 && (a1 > b1 || a1 == b1 && ap > bp) {
@@ -27,7 +25,3 @@ func flowHash(p *schemas.PacketMeta) (uint64, int) {
 	return h, dir
 }
 
-func addrWords(a netip.Addr) (uint64, uint64) {
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}

@@ -2,18 +2,19 @@ package flow
 
 import (
 	"cmp"
-	"encoding/binary"
 	"math/bits"
 	"net/netip"
 
+	"github.com/tamperscope/tamperscope/internal/ipwords"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
 // Key is the canonical bidirectional identity of a flow: both endpoints
 // ordered so that the two directions of one flow produce the same Key.
-// Addresses are held in 16-byte form (IPv4 as IPv4-mapped IPv6).
+// Addresses are held in 16-byte form (IPv4 as IPv4-mapped IPv6), as two
+// big-endian words (see words).
 type Key struct {
-	LoAddr, HiAddr [16]byte
+	LoAddr, HiAddr [2]uint64
 	LoPort, HiPort uint16
 	Proto          uint8
 }
@@ -36,8 +37,8 @@ func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
 	if !src.IsValid() || !dst.IsValid() {
 		return k, false
 	}
-	a, b := src.As16(), dst.As16()
-	c := compare16(&a, &b)
+	a, b := words(src), words(dst)
+	c := compareWords(a, b)
 	if c < 0 || (c == 0 && sp <= dp) {
 		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = a, b, sp, dp
 	} else {
@@ -47,23 +48,29 @@ func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
 	return k, true
 }
 
-// compare16 is bytes.Compare for two addresses, in two word compares.
-func compare16(a, b *[16]byte) int {
-	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
-	if x == y {
-		x, y = binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
+// words is a's 16-byte form as two big-endian words, high word first.
+func words(a netip.Addr) [2]uint64 {
+	hi, lo := ipwords.Of(a)
+	return [2]uint64{hi, lo}
+}
+
+// compareWords orders two addresses as bytes.Compare orders their 16-byte
+// forms.
+func compareWords(a, b [2]uint64) int {
+	if a[0] != b[0] {
+		return cmp.Compare(a[0], b[0])
 	}
-	return cmp.Compare(x, y)
+	return cmp.Compare(a[1], b[1])
 }
 
 // Hash is a 64-bit hash of the key. Both directions of a flow have the same
 // key and therefore the same hash, so callers can shard flows across
 // goroutines (hash % n) and transports can partition by it.
 func (k *Key) Hash() uint64 {
-	h := mix(binary.LittleEndian.Uint64(k.LoAddr[:8]), 0x9e3779b97f4a7c15)
-	h = mix(binary.LittleEndian.Uint64(k.LoAddr[8:]), h)
-	h = mix(binary.LittleEndian.Uint64(k.HiAddr[:8]), h)
-	h = mix(binary.LittleEndian.Uint64(k.HiAddr[8:]), h)
+	h := mix(le(k.LoAddr[0]), 0x9e3779b97f4a7c15)
+	h = mix(le(k.LoAddr[1]), h)
+	h = mix(le(k.HiAddr[0]), h)
+	h = mix(le(k.HiAddr[1]), h)
 	h = mix(uint64(k.LoPort)|uint64(k.HiPort)<<16|uint64(k.Proto)<<32, h)
 	return fmix(h)
 }
@@ -72,12 +79,16 @@ func (k *Key) Hash() uint64 {
 // later-fragments (which have no ports) and every flow between two hosts in
 // one shard, so the table can attribute fragments to their flow.
 func (k *Key) AddrHash() uint64 {
-	h := mix(binary.LittleEndian.Uint64(k.LoAddr[:8]), 0x9e3779b97f4a7c15)
-	h = mix(binary.LittleEndian.Uint64(k.LoAddr[8:]), h)
-	h = mix(binary.LittleEndian.Uint64(k.HiAddr[:8]), h)
-	h = mix(binary.LittleEndian.Uint64(k.HiAddr[8:]), h)
+	h := mix(le(k.LoAddr[0]), 0x9e3779b97f4a7c15)
+	h = mix(le(k.LoAddr[1]), h)
+	h = mix(le(k.HiAddr[0]), h)
+	h = mix(le(k.HiAddr[1]), h)
 	return fmix(h)
 }
+
+// le reads a big-endian word little-endian, as the hash has always read
+// the address bytes: flow ids stay what they were.
+func le(w uint64) uint64 { return bits.ReverseBytes64(w) }
 
 func mix(v, h uint64) uint64 {
 	hi, lo := bits.Mul64(v^h, 0xbf58476d1ce4e5b9)

@@ -3,12 +3,14 @@ package flow
 import (
 	"bytes"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 )
 
-// TestCompare16 holds compare16 to bytes.Compare, whose order decides
-// which endpoint is Lo and therefore every flow ID.
-func TestCompare16(t *testing.T) {
+// TestCompareWords holds compareWords to bytes.Compare of the 16-byte
+// forms, whose order decides which endpoint is Lo and therefore every flow
+// ID.
+func TestCompareWords(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 100_000; i++ {
 		var a, b [16]byte
@@ -22,8 +24,8 @@ func TestCompare16(t *testing.T) {
 		if i%3 == 0 {
 			a[r.IntN(16)] = 0xff
 		}
-		if got, want := compare16(&a, &b), bytes.Compare(a[:], b[:]); got != want {
-			t.Fatalf("compare16(%x, %x) = %d, bytes.Compare says %d", a, b, got, want)
+		if got, want := compareWords(words(netip.AddrFrom16(a)), words(netip.AddrFrom16(b))), bytes.Compare(a[:], b[:]); got != want {
+			t.Fatalf("compareWords(%x, %x) = %d, bytes.Compare says %d", a, b, got, want)
 		}
 	}
 }

@@ -31,7 +31,6 @@ type State struct {
 	hasDown   bool // Down is set
 	hsWait    bool // SYN-ACK seen, handshake ACK not yet
 	srvRST    bool // a RST came from the server side: count what follows
-	stopped   [2]bool
 	histSeen  uint32
 	idx       int32
 
@@ -51,7 +50,8 @@ type State struct {
 	hash        uint32 // low bits of Key.Hash, to find the index slot
 	live        bool
 	reason      EndReason
-	_           [18]byte // to the end of the second line
+	stopped     [2]bool
+	_           [16]byte // to the end of the second line
 
 	// Dir holds per-direction counters, indexed by FromClient/FromServer.
 	Dir [2]DirStats

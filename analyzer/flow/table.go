@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bytes"
 	"math"
 	"net/netip"
 	"time"
@@ -283,8 +282,7 @@ func (s *State) setClient(src netip.Addr, sp uint16, dst netip.Addr, dp uint16) 
 	}
 	s.Client = netip.AddrPortFrom(src, sp)
 	s.Server = netip.AddrPortFrom(dst, dp)
-	a := src.As16()
-	if a == s.Key.LoAddr && sp == s.Key.LoPort {
+	if words(src) == s.Key.LoAddr && sp == s.Key.LoPort {
 		s.cside = 0
 	} else {
 		s.cside = 1
@@ -582,13 +580,10 @@ func (t *Table) release(st *State, d Dir) {
 // seen leaves the later fragment unattributed (counted in Stats only).
 
 func fragKey(p *schemas.PacketMeta) uint64 {
-	a, b := p.Src.As16(), p.Dst.As16()
 	h := mix(uint64(p.IPID)|uint64(p.Proto)<<32, 0x2545f4914f6cdd1d)
-	for _, x := range [2][16]byte{a, b} {
-		h = mix(uint64(x[0])|uint64(x[1])<<8|uint64(x[2])<<16|uint64(x[3])<<24|
-			uint64(x[4])<<32|uint64(x[5])<<40|uint64(x[6])<<48|uint64(x[7])<<56, h)
-		h = mix(uint64(x[8])|uint64(x[9])<<8|uint64(x[10])<<16|uint64(x[11])<<24|
-			uint64(x[12])<<32|uint64(x[13])<<40|uint64(x[14])<<48|uint64(x[15])<<56, h)
+	for _, w := range [2][2]uint64{words(p.Src), words(p.Dst)} {
+		h = mix(le(w[0]), h)
+		h = mix(le(w[1]), h)
 	}
 	return fmix(h) | 1
 }
@@ -612,9 +607,8 @@ func (t *Table) fragLater(p *schemas.PacketMeta) {
 	if !st.live || st.gen != e.gen {
 		return
 	}
-	a := p.Src.As16()
 	d := FromServer
-	if bytes.Equal(a[:], st.addrOf(st.cside)) {
+	if words(p.Src) == st.addrOf(st.cside) {
 		d = FromClient
 	}
 	ds := &st.Dir[d]
@@ -623,11 +617,11 @@ func (t *Table) fragLater(p *schemas.PacketMeta) {
 	t.stats.FragAttributed++
 }
 
-func (s *State) addrOf(side uint8) []byte {
+func (s *State) addrOf(side uint8) [2]uint64 {
 	if side == 0 {
-		return s.Key.LoAddr[:]
+		return s.Key.LoAddr
 	}
-	return s.Key.HiAddr[:]
+	return s.Key.HiAddr
 }
 
 // OldestStartNs returns the earliest StartNs of the live flows, or
