@@ -24,4 +24,3 @@ func flowHash(p *schemas.PacketMeta) (uint64, int) {
 	h ^= h >> 29
 	return h, dir
 }
-
