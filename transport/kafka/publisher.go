@@ -134,10 +134,13 @@ type PublisherStats struct {
 }
 
 // Publisher is the capture half's Kafka transport. Publish copies rows into
-// one pending message per partition; a full or lingering message is
-// encoded and queued, and one sender goroutine writes the queue in order,
-// retrying while the broker is unreachable. Memory is bounded by
-// MaxBufferBytes plus one pending message per partition.
+// one pending message per partition; a full or lingering message goes to
+// an encoder goroutine, which encodes and queues it, and one sender
+// goroutine writes the queue in order, retrying while the broker is
+// unreachable. Encoding beside the caller keeps the capture loop free for
+// reading and decoding. Memory is bounded by MaxBufferBytes plus one
+// pending message per partition and maxEncodeJobs messages waiting for the
+// encoder (a Publish call that would pass that waits).
 type Publisher struct {
 	cfg    PublisherConfig
 	log    *slog.Logger
@@ -145,9 +148,14 @@ type Publisher struct {
 
 	mu       sync.Mutex
 	closed   bool
-	enc      *wire.Encoder
-	pending  []pendingMsg // one per partition
-	names    []pendingMsg // copies of DNS responses, one per partition
+	enc      *wire.Encoder // the encoder goroutine's alone
+	pending  []pendingMsg  // one per partition
+	names    []pendingMsg  // copies of DNS responses, one per partition
+	toEncode []encodeJob   // full messages for the encoder, in order
+	encWake  chan struct{} // capacity 1: toEncode grew or closing
+	encRoom  chan struct{} // closed and replaced when the encoder takes a job
+	encDone  bool          // the encoder has ended: nothing more will be queued
+	spare    []schemas.PacketBatch
 	queue    []queued
 	stats    PublisherStats
 	lastDrop time.Time
@@ -176,6 +184,18 @@ type span struct {
 	lo, hi int
 	isNil  bool
 }
+
+// encodeJob is a full pending message on its way to the encoder; its
+// payloads already point into its arena.
+type encodeJob struct {
+	part  int
+	names bool
+	batch schemas.PacketBatch
+}
+
+// maxEncodeJobs is how many full messages may wait for the encoder before
+// Publish waits for it.
+const maxEncodeJobs = 2
 
 type queued struct {
 	msg    kafkago.Message
@@ -250,13 +270,16 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 		names:      make([]pendingMsg, cfg.Partitions),
 		wake:       make(chan struct{}, 1),
 		room:       make(chan struct{}),
+		encWake:    make(chan struct{}, 1),
+		encRoom:    make(chan struct{}),
 		stopLinger: make(chan struct{}),
 	}
 	for i := range p.names {
 		p.names[i].names = true
 	}
 	p.senderCtx, p.stopSender = context.WithCancel(context.Background())
-	p.done.Add(2)
+	p.done.Add(3)
+	go p.encode()
 	go p.send()
 	go p.linger()
 	return p, nil
@@ -308,6 +331,12 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 		}
 		p.mu.Lock()
 	}
+	for !p.closed && len(p.toEncode) >= maxEncodeJobs {
+		room := p.encRoom
+		p.mu.Unlock()
+		<-room // the encoder always gets to it: no need to watch ctx
+		p.mu.Lock()
+	}
 	if p.closed {
 		return fmt.Errorf("publish: %w", ErrClosed)
 	}
@@ -345,7 +374,8 @@ func (p *Publisher) addLocked(pm *pendingMsg, part int, row *schemas.PacketMeta)
 	}
 }
 
-// flushLocked encodes and queues pm, a pending message of partition part.
+// flushLocked hands pm, a pending message of partition part, to the
+// encoder, and gives pm an empty batch to fill.
 func (p *Publisher) flushLocked(pm *pendingMsg, part int) {
 	if len(pm.batch.Packets) == 0 {
 		return
@@ -357,44 +387,99 @@ func (p *Publisher) flushLocked(pm *pendingMsg, part int) {
 			pm.batch.Packets[i].Payload = pm.batch.Arena[sp.lo:sp.hi:sp.hi]
 		}
 	}
-	p.encodeLocked(part, pm.names, pm.batch.Packets, pm.batch.Arena)
-	// Drop the references to the caller's strings and payloads.
-	clear(pm.batch.Packets)
-	pm.batch.Packets = pm.batch.Packets[:0]
-	pm.batch.Arena = pm.batch.Arena[:0]
+	p.toEncode = append(p.toEncode, encodeJob{part: part, names: pm.names, batch: pm.batch})
+	pm.batch = schemas.PacketBatch{}
+	if n := len(p.spare); n > 0 {
+		pm.batch, p.spare = p.spare[n-1], p.spare[:n-1]
+	}
 	pm.spans = pm.spans[:0]
+	select {
+	case p.encWake <- struct{}{}:
+	default:
+	}
+}
+
+// encode is the encoder goroutine: it encodes the jobs flushLocked hands
+// over, in order, and queues the messages for the sender. It ends once the
+// Publisher is closed and every job is done.
+func (p *Publisher) encode() {
+	defer p.done.Done()
+	p.mu.Lock()
+	for {
+		if len(p.toEncode) == 0 {
+			if p.closed {
+				p.encDone = true
+				p.wakeSenderLocked()
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+			<-p.encWake
+			p.mu.Lock()
+			continue
+		}
+		j := p.toEncode[0]
+		p.toEncode = append(p.toEncode[:0], p.toEncode[1:]...)
+		close(p.encRoom)
+		p.encRoom = make(chan struct{})
+		p.mu.Unlock()
+		var msgs []encoded
+		msgs = p.encodeRows(msgs, j.batch.Packets, j.batch.Arena)
+		// Drop the references to the caller's strings and payloads.
+		clear(j.batch.Packets)
+		j.batch.Packets = j.batch.Packets[:0]
+		j.batch.Arena = j.batch.Arena[:0]
+		p.mu.Lock()
+		for _, m := range msgs {
+			p.queueLocked(j.part, j.names, m)
+		}
+		p.spare = append(p.spare, j.batch)
+	}
+}
+
+// encoded is a message, or the rows that could not be encoded into one.
+type encoded struct {
+	value []byte
+	rows  int
+	err   error
 }
 
 // maxOverhead is room for the record framing kafka-go adds to a value.
 const maxOverhead = 1024
 
-// encodeLocked encodes rows as one message, or halves them until each half
-// fits in MaxMessageBytes.
-func (p *Publisher) encodeLocked(part int, names bool, rows []schemas.PacketMeta, arena []byte) {
+// encodeRows appends to msgs the encoding of rows as one message, or
+// halves them until each half fits in MaxMessageBytes.
+func (p *Publisher) encodeRows(msgs []encoded, rows []schemas.PacketMeta, arena []byte) []encoded {
 	b := schemas.PacketBatch{Packets: rows, Arena: arena}
 	value, err := p.enc.Encode(nil, &b)
 	if err == nil && len(value) > p.cfg.MaxMessageBytes-maxOverhead {
 		if len(rows) > 1 {
 			h := len(rows) / 2
-			p.encodeLocked(part, names, rows[:h], arena)
-			p.encodeLocked(part, names, rows[h:], arena)
-			return
+			msgs = p.encodeRows(msgs, rows[:h], arena)
+			return p.encodeRows(msgs, rows[h:], arena)
 		}
 		err = fmt.Errorf("one row encodes to %d bytes, over MaxMessageBytes %d", len(value), p.cfg.MaxMessageBytes)
 	}
+	return append(msgs, encoded{value: value, rows: len(rows), err: err})
+}
+
+// queueLocked counts m, a message of partition part, and queues it for the
+// sender, or counts its rows as lost when it has none or finds no room.
+func (p *Publisher) queueLocked(part int, names bool, m encoded) {
+	value, rows, err := m.value, m.rows, m.err
 	if names {
-		p.stats.CopiedRows += uint64(len(rows))
+		p.stats.CopiedRows += uint64(rows)
 	}
 	if err != nil {
-		p.lostLocked(names, len(rows), &p.stats.FailedRows)
+		p.lostLocked(names, rows, &p.stats.FailedRows)
 		p.stats.FailedMsgs++
-		p.log.Error("kafka publisher: cannot encode rows; counted as failed", "rows", len(rows), "err", err)
+		p.log.Error("kafka publisher: cannot encode rows; counted as failed", "rows", rows, "err", err)
 		return
 	}
 	p.stats.Messages++
 	p.stats.Bytes += uint64(len(value))
 	if !p.cfg.Block && p.stats.Buffered+len(value) > p.cfg.MaxBufferBytes {
-		p.lostLocked(names, len(rows), &p.stats.DroppedRows)
+		p.lostLocked(names, rows, &p.stats.DroppedRows)
 		p.stats.DroppedMsgs++
 		if now := time.Now(); now.Sub(p.lastDrop) >= 10*time.Second {
 			p.lastDrop = now
@@ -405,13 +490,17 @@ func (p *Publisher) encodeLocked(part int, names bool, rows []schemas.PacketMeta
 	}
 	key := make([]byte, 4)
 	binary.BigEndian.PutUint32(key, uint32(part))
-	q := queued{msg: kafkago.Message{Key: key, Value: value}, rows: len(rows)}
+	q := queued{msg: kafkago.Message{Key: key, Value: value}, rows: rows}
 	if names {
 		q.msg.Headers = []kafkago.Header{{Key: HeaderNames, Value: []byte{'1'}}}
-		q.rows, q.copies = 0, len(rows)
+		q.rows, q.copies = 0, rows
 	}
 	p.queue = append(p.queue, q)
 	p.stats.Buffered += len(value)
+	p.wakeSenderLocked()
+}
+
+func (p *Publisher) wakeSenderLocked() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -467,7 +556,7 @@ func (p *Publisher) send() {
 		for i, q := range chunk {
 			msgs[i] = q.msg
 		}
-		closing := p.closed
+		closing := p.encDone
 		p.mu.Unlock()
 		if len(msgs) == 0 {
 			if closing {
@@ -603,12 +692,14 @@ func (p *Publisher) Close() error {
 		p.flushLocked(&p.pending[part], part)
 		p.flushLocked(&p.names[part], part)
 	}
-	p.mu.Unlock()
-	close(p.stopLinger)
+	close(p.encRoom) // a Publish waiting for the encoder sees closed
+	p.encRoom = make(chan struct{})
 	select {
-	case p.wake <- struct{}{}:
+	case p.encWake <- struct{}{}:
 	default:
 	}
+	p.mu.Unlock()
+	close(p.stopLinger)
 
 	drained := make(chan struct{})
 	go func() {
