@@ -36,6 +36,7 @@ type analyzeConfig struct {
 	session       time.Duration
 	maxFlows      int
 	quiet         bool
+	prof          profiles
 }
 
 func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,6 +52,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap per partition (default 262144)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors")
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics (consumer lag included) at http://`ADDR`/metrics")
+	cfg.prof.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -68,7 +70,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.findingsTopic == "" {
 		cfg.findingsTopic = cfg.kafka.topic + ".findings"
 	}
-	return analyzeKafka(ctx, cfg, sec, stdout)
+	return cfg.prof.run(func() error { return analyzeKafka(ctx, cfg, sec, stdout) })
 }
 
 // analyzeKafka consumes the packet topic as a member of the group until
@@ -194,6 +196,9 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 			if cfg.idleExit > 0 && time.Since(last) >= cfg.idleExit {
 				slog.Info("no message for --idle-exit: ending the stream", "idle", cfg.idleExit)
 				cerr := cons.Close()
+				if cerr == nil {
+					slog.Info("stream ended: every flow written and its offsets committed; leaving the group")
+				}
 				serr := sub.Close()
 				printAnalyzeSummary(cfg, cons, sub, start, stdout)
 				return errors.Join(cerr, serr)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +41,7 @@ type replayConfig struct {
 	progress    string
 	quiet       bool
 	keepPayload bool
-	cpuprof     string
-	memprof     string
+	prof        profiles
 	metrics     string
 	kafka       kafkaFlags
 }
@@ -59,8 +57,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap; least recently active flows are evicted beyond it (default 262144)")
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
-	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile to `FILE`")
-	fs.StringVar(&cfg.memprof, "memprofile", "", "write a heap profile to `FILE` at the end (allocations over the whole run)")
+	cfg.prof.register(fs)
 	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while running (e.g. 127.0.0.1:9108)")
 	cfg.kafka.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -80,36 +77,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case cfg.packets && cfg.out == "":
 		return usageError{errors.New("--packets needs --out")}
 	}
-	if cfg.cpuprof != "" {
-		f, err := os.Create(cfg.cpuprof)
-		if err != nil {
-			return fmt.Errorf("create CPU profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("start CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	err := replay(ctx, cfg, stdout, stderr)
-	if cfg.memprof != "" {
-		if werr := writeHeapProfile(cfg.memprof); werr != nil && err == nil {
-			err = werr
-		}
-	}
-	return err
-}
-
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("create heap profile: %w", err)
-	}
-	defer f.Close()
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		return fmt.Errorf("write heap profile: %w", err)
-	}
-	return nil
+	return cfg.prof.run(func() error { return replay(ctx, cfg, stdout, stderr) })
 }
 
 func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) error {
