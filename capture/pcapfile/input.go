@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"unsafe"
+
+	"github.com/tamperscope/tamperscope/internal/prefetch"
 )
 
 // input is the reader's buffer over the (decompressed) stream. Frames alias
@@ -80,7 +82,7 @@ func (in *input) fill(n int) error {
 // otherwise begin with a wait on memory.
 func (in *input) prefetch(n int) {
 	if n < len(in.rest) {
-		prefetchLines(uintptr(unsafe.Pointer(&in.rest[n])))
+		prefetch.Lines(unsafe.Pointer(&in.rest[n]), 3)
 	}
 }
 
