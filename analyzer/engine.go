@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
@@ -54,6 +55,7 @@ type Engine struct {
 	pkts    uint64
 	counts  map[string]int
 	skip    func(r *schemas.FlowRecord) bool
+	keyed   []flow.KeyedPacket // Process's scratch: the batch's flow keys
 }
 
 // New returns an engine writing to out.
@@ -69,12 +71,18 @@ func New(cfg Config, out Output) *Engine {
 // Process runs every packet of b through the engine. It returns the first
 // error of the Output, after which the engine drops what it produces.
 func (e *Engine) Process(b *schemas.PacketBatch) error {
+	// Keys first, for the whole batch: the table's index lookups then find
+	// their slots in the cache.
+	e.keyed = slices.Grow(e.keyed[:0], len(b.Packets))[:len(b.Packets)]
+	for i := range b.Packets {
+		e.table.Prepare(&b.Packets[i], &e.keyed[i])
+	}
 	for i := range b.Packets {
 		p := &b.Packets[i]
 		e.pkts++
 		// The table expires flows itself as packet time passes.
 		e.nowNs = max(e.nowNs, p.TimestampNs)
-		st, dir, isNew := e.table.Update(p)
+		st, dir, isNew := e.table.UpdateKeyed(p, &e.keyed[i])
 		if st == nil {
 			continue
 		}

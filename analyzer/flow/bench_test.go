@@ -101,18 +101,45 @@ func TestUpdateAllocs(t *testing.T) {
 }
 
 // BenchmarkUpdate: 1M packets over 50k flows, replayed.
+// BenchmarkUpdate measures Update, packet by packet, and BatchedUpdate the
+// engine's way: Prepare over a batch of 4096, then UpdateKeyed.
 func BenchmarkUpdate(b *testing.B) {
+	for _, batched := range []bool{false, true} {
+		name := "single"
+		if batched {
+			name = "batched"
+		}
+		b.Run(name, func(b *testing.B) { benchUpdate(b, batched) })
+	}
+}
+
+func benchUpdate(b *testing.B, batched bool) {
 	pkts := workload(1_000_000, 50_000, 10_000) // 10 s of packet time
 	tb := New(Config{OnEnd: func(*State, EndReason) {}})
 	// As the engine does: once a parser has what it needs (here the first
 	// 256 bytes of each direction), it stops collection.
-	update := func(p *schemas.PacketMeta) {
-		if st, d, _ := tb.Update(p); st != nil && len(st.Stream(d)) >= 256 {
-			st.StopCollect(d)
+	keyed := make([]KeyedPacket, 4096)
+	update := func(ps []schemas.PacketMeta) {
+		if batched {
+			for i := range ps {
+				tb.Prepare(&ps[i], &keyed[i])
+			}
+		}
+		for i := range ps {
+			var st *State
+			var d Dir
+			if batched {
+				st, d, _ = tb.UpdateKeyed(&ps[i], &keyed[i])
+			} else {
+				st, d, _ = tb.Update(&ps[i])
+			}
+			if st != nil && len(st.Stream(d)) >= 256 {
+				st.StopCollect(d)
+			}
 		}
 	}
-	for i := range pkts {
-		update(&pkts[i])
+	for i := 0; i < len(pkts); i += len(keyed) {
+		update(pkts[i:min(i+len(keyed), len(pkts))])
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -125,8 +152,10 @@ func BenchmarkUpdate(b *testing.B) {
 			pkts[i].TimestampNs += shift
 		}
 		b.StartTimer()
-		for i := 0; i < len(pkts) && n < b.N; i, n = i+1, n+1 {
-			update(&pkts[i])
+		for i := 0; i < len(pkts) && n < b.N; {
+			m := min(len(keyed), len(pkts)-i, b.N-n)
+			update(pkts[i : i+m])
+			i, n = i+m, n+m
 		}
 	}
 	b.StopTimer()
