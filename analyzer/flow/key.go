@@ -23,19 +23,27 @@ type Key struct {
 // flow they quote; IP later-fragments carry no ports and key to the address
 // pair alone. ok is false when p has no usable addresses.
 func KeyOf(p *schemas.PacketMeta) (k Key, ok bool) {
-	if isICMPError(p) {
-		q := &p.Quoted
-		return makeKey(q.Src, q.Dst, q.SrcPort, q.DstPort, q.Proto)
-	}
-	if p.Frag == schemas.FragLater {
-		return makeKey(p.Src, p.Dst, 0, 0, p.Proto)
-	}
-	return makeKey(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
+	ok = k.of(p)
+	return k, ok
 }
 
-func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
+// of sets k to the flow key of p, in place: returning a Key by value
+// costs the per-packet path a copy through the stack at every level.
+func (k *Key) of(p *schemas.PacketMeta) bool {
+	if isICMPError(p) {
+		q := &p.Quoted
+		return k.set(q.Src, q.Dst, q.SrcPort, q.DstPort, q.Proto)
+	}
+	if p.Frag == schemas.FragLater {
+		return k.set(p.Src, p.Dst, 0, 0, p.Proto)
+	}
+	return k.set(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
+}
+
+func (k *Key) set(src, dst netip.Addr, sp, dp uint16, proto uint8) bool {
 	if !src.IsValid() || !dst.IsValid() {
-		return k, false
+		*k = Key{}
+		return false
 	}
 	a, b := words(src), words(dst)
 	c := compareWords(a, b)
@@ -45,7 +53,7 @@ func makeKey(src, dst netip.Addr, sp, dp uint16, proto uint8) (k Key, ok bool) {
 		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = b, a, dp, sp
 	}
 	k.Proto = proto
-	return k, true
+	return true
 }
 
 // words is a's 16-byte form as two big-endian words, high word first.

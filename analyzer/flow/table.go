@@ -141,7 +141,7 @@ type KeyedPacket struct {
 }
 
 func (kp *KeyedPacket) of(p *schemas.PacketMeta) {
-	kp.Key, kp.ok = KeyOf(p)
+	kp.ok = kp.Key.of(p)
 	kp.hash = kp.Key.Hash()
 }
 
