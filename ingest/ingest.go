@@ -64,9 +64,9 @@ type BatchGetter interface {
 }
 
 // Run reads src to its end, publishing batches to pub. It returns nil at
-// the end of the input and the source's error otherwise; in both cases
-// every frame read before the end has been published. It does not close
-// pub.
+// the end of the input and the source's error otherwise (ErrInputFault
+// when reading a frame faulted); in every case each frame read whole
+// before the end has been published. It does not close pub.
 func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg Config) (Stats, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 4096
