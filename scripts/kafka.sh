@@ -16,11 +16,39 @@
 # TAMPERSCOPE_KAFKA_PORT sets the client port (default 19092); the
 # controller listens on the next port. TAMPERSCOPE_KAFKA_CACHE moves the
 # cache (default .cache/kafka in the repository).
+#
+# Secure mode: TAMPERSCOPE_KAFKA_SECURE=DIR, where DIR holds PEM files and
+# credentials the caller made:
+#   ca.pem          the CA certificate that clients trust
+#   broker.pem      the broker's unencrypted PKCS#8 private key followed by
+#                   its certificate chain; the certificate must name
+#                   127.0.0.1 (IP SAN): the broker checks it too, when it
+#                   connects to itself
+#   scram-user      one client user's name
+#   scram-password  its password (one trailing newline dropped; no , [ ] ")
+# The broker then serves clients on SASL_SSL://127.0.0.1:PORT only, with
+# SCRAM-SHA-256 and SCRAM-SHA-512; the controller stays plaintext on
+# loopback. The user's credentials for both mechanisms are written when the
+# storage is formatted, so changing them needs a fresh cache; the broker
+# talks to itself as a user of its own whose random password stays in the
+# cache. "Up" means a TLS handshake on PORT verifies against ca.pem.
+# The defaults become port 19094 and cache .cache/kafka-secure, so a secure
+# broker runs beside the plaintext one; a cache is formatted for one mode
+# and refused by the other. Clients connect with
+#   --kafka-tls --kafka-ca DIR/ca.pem --kafka-sasl scram-sha-512
+#   --kafka-user USER --kafka-password-file DIR/scram-password
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cache=${TAMPERSCOPE_KAFKA_CACHE:-$root/.cache/kafka}
-port=${TAMPERSCOPE_KAFKA_PORT:-19092}
+secure=${TAMPERSCOPE_KAFKA_SECURE:-}
+if [[ -n $secure ]]; then
+	secure=$(cd "$secure" 2>/dev/null && pwd) || { echo "kafka.sh: TAMPERSCOPE_KAFKA_SECURE=$TAMPERSCOPE_KAFKA_SECURE is not a directory" >&2; exit 1; }
+	cache=${TAMPERSCOPE_KAFKA_CACHE:-$root/.cache/kafka-secure}
+	port=${TAMPERSCOPE_KAFKA_PORT:-19094}
+else
+	cache=${TAMPERSCOPE_KAFKA_CACHE:-$root/.cache/kafka}
+	port=${TAMPERSCOPE_KAFKA_PORT:-19092}
+fi
 cport=$((port + 1))
 jars=$cache/jars
 data=$cache/data
@@ -28,6 +56,9 @@ pidfile=$cache/kafka.pid
 logfile=$cache/kafka.log
 props=$cache/server.properties
 log4j=$cache/log4j2.properties
+# The inter-broker password: its presence marks a cache formatted for the
+# secure mode.
+adminpw=$cache/scram-admin
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -37,6 +68,10 @@ die() { log "$*"; exit 1; }
 # code, so "up" means the broker serves requests, not just that a socket
 # is listening.
 ready() {
+	if [[ -n $secure ]]; then
+		tls_ready
+		return
+	fi
 	local reply
 	reply=$(timeout 3 bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
@@ -45,6 +80,16 @@ ready() {
 	' _ "$port" 2>/dev/null) || return 1
 	# 4-byte size, correlation id 7, error code 0.
 	[[ ${reply:8:12} == 000000070000 ]]
+}
+
+# tls_ready completes a TLS handshake with the client port and verifies
+# the broker's chain against ca.pem: a SASL_SSL listener answers nothing
+# in plaintext. Kafka accepts connections only once it serves requests, so
+# a handshake means the broker is up. openssl is there wherever Debian's
+# Java is (ca-certificates depends on it).
+tls_ready() {
+	timeout 3 openssl s_client -connect "127.0.0.1:$port" -CAfile "$secure/ca.pem" \
+		-verify_return_error -brief </dev/null >/dev/null 2>&1
 }
 
 running() {
@@ -94,6 +139,9 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+	if [[ -n $secure ]]; then
+		write_secure_config
+	fi
 	cat >"$log4j" <<'EOF'
 status = warn
 appender.out.type = Console
@@ -111,6 +159,90 @@ logger.storage.level = warn
 EOF
 }
 
+# check_secure_dir fails unless DIR holds what the secure mode needs.
+check_secure_dir() {
+	local f
+	for f in ca.pem broker.pem scram-user scram-password; do
+		[[ -s $secure/$f ]] || die "TAMPERSCOPE_KAFKA_SECURE=$secure: $f is missing or empty"
+	done
+	command -v openssl >/dev/null || die "openssl not found: the secure mode checks the TLS listener with it"
+	local user pw
+	user=$(<"$secure/scram-user")
+	pw=$(<"$secure/scram-password")
+	# Kafka's SCRAM argument is a list [name=..,password=..] without quoting.
+	[[ $user =~ ^[A-Za-z0-9._@-]+$ ]] || die "scram-user: use letters, digits and . _ @ - only"
+	[[ $user != broker ]] || die "scram-user: \"broker\" is the broker's own user"
+	[[ $pw != *[],[\"]* && $pw != *$'\n'* ]] || die "scram-password: , [ ] \" and inner newlines are not allowed"
+}
+
+# write_secure_config turns the listener into SASL_SSL. The broker reaches
+# its own listener (inter-broker traffic) with SCRAM-SHA-512 as user
+# "broker"; each enabled mechanism needs a login module on the listener.
+write_secure_config() {
+	local pw jaas
+	chmod 600 "$props"
+	pw=$(<"$adminpw")
+	jaas="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"$pw\";"
+	sed -i -e "s|^listeners=.*|listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport|" \
+		-e "s|^advertised.listeners=.*|advertised.listeners=SASL_SSL://127.0.0.1:$port|" \
+		-e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT|" \
+		-e "s|^inter.broker.listener.name=.*|inter.broker.listener.name=SASL_SSL|" "$props"
+	cat >>"$props" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$jaas
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas
+ssl.keystore.type=PEM
+ssl.keystore.location=$secure/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$secure/ca.pem
+EOF
+}
+
+# format_storage formats the data directory once; in the secure mode it
+# also writes the SCRAM credentials, through an argument file so that no
+# password is ever on a command line.
+format_storage() {
+	local id
+	# A cluster id is 16 random bytes in URL-safe base64 without padding.
+	id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	if [[ -z $secure ]]; then
+		java "${java_opts[@]}" kafka.tools.StorageTool format --ignore-formatted \
+			-t "$id" -c "$props" >>"$logfile" 2>&1 || die "format storage: see $logfile"
+		return
+	fi
+	local user pw m out rc=0
+	user=$(<"$secure/scram-user")
+	pw=$(<"$secure/scram-password")
+	# An argument file holds one argument a line.
+	(
+		umask 077
+		for m in SCRAM-SHA-512 SCRAM-SHA-256; do
+			printf -- '--add-scram\n%s=[name=%s,password=%s]\n' "$m" "$user" "$pw"
+		done >"$cache/scram-args"
+		printf -- '--add-scram\nSCRAM-SHA-512=[name=broker,password=%s]\n' "$(<"$adminpw")" >>"$cache/scram-args"
+	)
+	# The format command prints the credential records: they stay out of
+	# the log.
+	out=$(java "${java_opts[@]}" kafka.tools.StorageTool format --ignore-formatted \
+		-t "$id" -c "$props" @"$cache/scram-args" 2>&1) || rc=$?
+	rm -f "$cache/scram-args"
+	grep -v -i scram <<<"$out" >>"$logfile" || true
+	((rc == 0)) || die "format storage: see $logfile"
+}
+
+# check_mode refuses a cache formatted for the other mode: a secure broker
+# without its credentials, or a plaintext one on the secure broker's data.
+check_mode() {
+	[[ -f $data/meta.properties ]] || return 0
+	if [[ -n $secure && ! -f $adminpw ]]; then
+		die "$cache holds a plaintext broker's data: give the secure broker its own TAMPERSCOPE_KAFKA_CACHE and TAMPERSCOPE_KAFKA_PORT"
+	fi
+	if [[ -z $secure && -f $adminpw ]]; then
+		die "$cache holds a secure broker's data: set TAMPERSCOPE_KAFKA_SECURE, or use another TAMPERSCOPE_KAFKA_CACHE"
+	fi
+}
+
 # A development broker lives for minutes, and the C2 compiler spends them
 # compiling: measured here, about half the broker's CPU over repeated
 # 800 k-packet publishes. C1 alone compiles in a fraction of that, which on
@@ -120,6 +252,10 @@ java_opts=(-Xms256m -Xmx1g -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headl
 	-Dlog4j2.configurationFile="$log4j" -cp "$jars/*")
 
 up() {
+	if [[ -n $secure ]]; then
+		check_secure_dir
+	fi
+	check_mode
 	if running && ready; then
 		echo "export TAMPERSCOPE_KAFKA=127.0.0.1:$port"
 		return 0
@@ -129,13 +265,14 @@ up() {
 	command -v java >/dev/null || die "java not found: install a Java 17 runtime"
 	fetch
 	local t0=$SECONDS
+	if [[ -n $secure && ! -f $data/meta.properties ]]; then
+		mkdir -p "$cache"
+		chmod 700 "$cache"
+		(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$adminpw")
+	fi
 	write_config
 	if [[ ! -f $data/meta.properties ]]; then
-		local id
-		# A cluster id is 16 random bytes in URL-safe base64 without padding.
-		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-		java "${java_opts[@]}" kafka.tools.StorageTool format --ignore-formatted \
-			-t "$id" -c "$props" >>"$logfile" 2>&1 || die "format storage: see $logfile"
+		format_storage
 	fi
 	# setsid: the broker outlives the shell that started it and gets no
 	# terminal signals.
@@ -147,7 +284,9 @@ up() {
 		((SECONDS < deadline)) || { tail -n 30 "$logfile" >&2; down; die "broker did not answer within 90 s; log: $logfile"; }
 		sleep 0.2
 	done
-	log "up on 127.0.0.1:$port (pid $(cat "$pidfile")) in $((SECONDS - t0)) s; log: $logfile"
+	local mode=
+	[[ -z $secure ]] || mode="SASL_SSL, SCRAM user $(<"$secure/scram-user"), "
+	log "up on 127.0.0.1:$port (${mode}pid $(cat "$pidfile")) in $((SECONDS - t0)) s; log: $logfile"
 	echo "export TAMPERSCOPE_KAFKA=127.0.0.1:$port"
 }
 

@@ -28,13 +28,14 @@ import (
 // privateBroker is a broker of scripts/kafka.sh that only one test uses,
 // on its own port and with its own data, so the test may stop and start
 // it without disturbing the shared broker. The jars are the repository's
-// cache, linked, not fetched again.
+// cache, linked, not fetched again. env adds variables for kafka.sh, such
+// as TAMPERSCOPE_KAFKA_SECURE.
 type privateBroker struct {
 	addr string
 	env  []string
 }
 
-func startPrivateBroker(t *testing.T) *privateBroker {
+func startPrivateBroker(t *testing.T, env ...string) *privateBroker {
 	t.Helper()
 	kafkaAddr(t) // the broker tests were asked for
 	if _, err := exec.LookPath("java"); err != nil {
@@ -56,14 +57,15 @@ func startPrivateBroker(t *testing.T) *privateBroker {
 	port := freePortPair(t)
 	b := &privateBroker{
 		addr: "127.0.0.1:" + strconv.Itoa(port),
-		env:  append(os.Environ(), "TAMPERSCOPE_KAFKA_PORT="+strconv.Itoa(port), "TAMPERSCOPE_KAFKA_CACHE="+cache),
+		env:  append(append(os.Environ(), "TAMPERSCOPE_KAFKA_PORT="+strconv.Itoa(port), "TAMPERSCOPE_KAFKA_CACHE="+cache), env...),
 	}
-	b.up(t)
+	// Registered first: an "up" that fails half way still stops the JVM.
 	t.Cleanup(func() {
 		if err := b.script("down"); err != nil {
 			t.Errorf("stop private broker: %v", err)
 		}
 	})
+	b.up(t)
 	return b
 }
 

@@ -2,8 +2,11 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -14,7 +17,9 @@ import (
 // A topic that already exists is not an error. A broker that is not
 // serving yet — unreachable, or just started and still fenced, which it
 // reports as an invalid replication factor — is asked again until ctx
-// ends.
+// ends. Settings that can never work are not: a broker certificate that
+// does not verify, a broker that expects TLS from a plaintext client, or
+// SASL credentials it refuses end the call with the error that says so.
 func CreateTopic(ctx context.Context, brokers []string, sec Security, topic string, partitions int) error {
 	c, err := sec.conn("tamperscope-admin")
 	if err != nil {
@@ -23,9 +28,15 @@ func CreateTopic(ctx context.Context, brokers []string, sec Security, topic stri
 	cl := &kafkago.Client{Addr: kafkago.TCP(brokers...), Transport: c.transport}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		err = createTopic(ctx, cl, topic, partitions)
-		var kerr kafkago.Error
-		retry := err != nil && !errors.As(err, &kerr) || errors.Is(err, kafkago.InvalidReplicationFactor) || errors.As(err, &kerr) && kerr.Temporary()
-		if !retry {
+		if errors.Is(err, kafkago.BrokerNotAvailable) {
+			// kafka-go's Transport answers BrokerNotAvailable to every
+			// request while it has never reached the cluster; the error
+			// that says why is in the metadata it keeps.
+			if _, merr := cl.Metadata(ctx, &kafkago.MetadataRequest{}); merr != nil {
+				err = fmt.Errorf("create topic %s: %w", topic, merr)
+			}
+		}
+		if !askAgain(err) {
 			return err
 		}
 		select {
@@ -34,6 +45,26 @@ func CreateTopic(ctx context.Context, brokers []string, sec Security, topic stri
 		case <-time.After(wait):
 		}
 	}
+}
+
+// askAgain reports whether CreateTopic's attempt failed in a way that a
+// broker still starting may cure: a connection failure, a temporary Kafka
+// error, or the invalid replication factor of a fenced broker. A broker
+// certificate that does not verify (unknown authority, wrong name,
+// expired), a TLS listener's answer to a plaintext request, and every
+// other Kafka error, SASL refusals among them, are final.
+func askAgain(err error) bool {
+	if err == nil {
+		return false
+	}
+	var kerr kafkago.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary() || errors.Is(err, kafkago.InvalidReplicationFactor)
+	}
+	var verify *tls.CertificateVerificationError
+	// kafka-go tells a TLS listener's answer from a closed connection only
+	// in words.
+	return !errors.As(err, &verify) && !(errors.Is(err, io.ErrUnexpectedEOF) && strings.Contains(err.Error(), "expecting TLS"))
 }
 
 func createTopic(ctx context.Context, cl *kafkago.Client, topic string, partitions int) error {
