@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tamperscope's targets need, idempotently: Go modules, the
-# Debian packages for the lab and live capture, the Kafka jars, and (for
+# Debian packages for the lab and live capture (and openssl, which checks
+# the secure test broker is up), the Kafka jars, and (for
 # "bench") Suricata from bookworm-backports.
 #
 #   scripts/setup.sh test    packages the test suite needs
@@ -20,7 +21,7 @@ go mod download
 need=()
 backports=0
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in tcpdump ethtool iptables iproute2 tshark clang llvm libbpf-dev chromium; do
+for p in tcpdump ethtool iptables iproute2 tshark clang llvm libbpf-dev chromium openssl; do
 	have "$p" || need+=("$p")
 done
 if [ "$what" = bench ]; then
