@@ -12,10 +12,12 @@
 // one-section file it is the pcapng interface id; pcap frames are on 0.
 // A Simple Packet Block has no timestamp and takes the previous packet's.
 //
-// Reading is zero-copy. Open maps a plain regular file into memory and
-// parses the mapping in place, handing the pages behind the reader back
-// every 8 MiB so resident memory stays small; streams (NewReader, pipes) and
-// compressed files are parsed from a 1 MiB buffer refilled from the input.
+// Reading is zero-copy. On Linux, Open maps a plain regular file into
+// memory and parses the mapping in place, handing the pages behind the
+// reader back every 8 MiB so resident memory stays small, and having the
+// next 16 MiB faulted in from a goroutine of its own; streams (NewReader,
+// pipes), compressed files and other systems are parsed from a 1 MiB
+// buffer refilled from the input.
 // Frame.Data aliases the mapping or the buffer until the next call to Next.
 // Next allocates nothing. A mapped file that another process truncates
 // faults on access; ingest.Run turns that fault into an error.

@@ -8,6 +8,11 @@ import (
 	"github.com/tamperscope/tamperscope/internal/prefetch"
 )
 
+// window is how many mapped bytes the reader passes before it hands the
+// pages behind it back, which bounds its resident memory, and how far
+// ahead of it the pages are faulted in.
+const window = 8 << 20
+
 // input is the reader's buffer over the (decompressed) stream. Frames alias
 // buf, so refilling it — which moves unread bytes to the front — is what
 // ends the validity of the previous frame.
@@ -24,6 +29,7 @@ type input struct {
 
 	mapped   []byte // the whole file, when mapped
 	released int64  // mapped bytes before this offset are released
+	pager    *pager // faults the mapping in ahead
 }
 
 func newInput(r io.Reader, size int) input {

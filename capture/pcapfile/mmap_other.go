@@ -1,10 +1,10 @@
-//go:build !unix
+//go:build !linux
 
 package pcapfile
 
 import "os"
 
-const window = 1 << 62
+type pager struct{}
 
 // mapInput never maps on this platform: the reader reads the file.
 func mapInput(*os.File) (input, func() error, bool) { return input{}, nil, false }
