@@ -135,14 +135,14 @@ func (t *Table) Update(p *schemas.PacketMeta) (*State, Dir, bool) {
 // KeyedPacket is a packet's flow key and hash, worked out ahead of its
 // Update by Prepare.
 type KeyedPacket struct {
-	Key  Key
+	key  Key
 	hash uint64
 	ok   bool
 }
 
 func (kp *KeyedPacket) of(p *schemas.PacketMeta) {
-	kp.ok = kp.Key.of(p)
-	kp.hash = kp.Key.Hash()
+	kp.ok = kp.key.of(p)
+	kp.hash = kp.key.Hash()
 }
 
 // Prepare works out kp for p and starts loading p's index slot into the
@@ -171,7 +171,7 @@ func (t *Table) UpdateKeyed(p *schemas.PacketMeta, kp *KeyedPacket) (*State, Dir
 		t.stats.Invalid++
 		return nil, 0, false
 	}
-	k, h := &kp.Key, kp.hash
+	k, h := &kp.key, kp.hash
 	icmpErr := isICMPError(p)
 	var st *State
 	if i := t.lookup(k, h); i >= 0 {
