@@ -436,8 +436,7 @@ func (p *Publisher) encode() {
 		close(p.encRoom)
 		p.encRoom = make(chan struct{})
 		p.mu.Unlock()
-		var msgs []encoded
-		msgs = p.encodeRows(msgs, j.batch.Packets, j.batch.Arena)
+		msgs := p.encodeRows(nil, j.batch.Packets, j.batch.Arena)
 		// Drop the references to the caller's strings and payloads.
 		clear(j.batch.Packets)
 		j.batch.Packets = j.batch.Packets[:0]
