@@ -26,17 +26,27 @@
 #                   connects to itself
 #   scram-user      one client user's name
 #   scram-password  its password (one trailing newline dropped; no , [ ] ")
+#   client-ca.pem   optional: the CA (one or more PEM certificates) that
+#                   client certificates must chain to
 # The broker then serves clients on SASL_SSL://127.0.0.1:PORT only, with
 # SCRAM-SHA-256 and SCRAM-SHA-512; the controller stays plaintext on
 # loopback. The user's credentials for both mechanisms are written when the
 # storage is formatted, so changing them needs a fresh cache; the broker
 # talks to itself as a user of its own whose random password stays in the
 # cache. "Up" means a TLS handshake on PORT verifies against ca.pem.
+# With client-ca.pem the listener also requires a client certificate
+# (mutual TLS) that chains to client-ca.pem or ca.pem — the broker presents
+# broker.pem's certificate when it connects to itself — and SCRAM stays on:
+# a client needs both. The broker's truststore is then ca.pem and
+# client-ca.pem in one PEM file in the cache, and the "up" handshake
+# presents broker.pem's certificate. Adding or removing client-ca.pem takes
+# effect at the next "up".
 # The defaults become port 19094 and cache .cache/kafka-secure, so a secure
 # broker runs beside the plaintext one; a cache is formatted for one mode
 # and refused by the other. Clients connect with
 #   --kafka-tls --kafka-ca DIR/ca.pem --kafka-sasl scram-sha-512
 #   --kafka-user USER --kafka-password-file DIR/scram-password
+# plus --kafka-cert FILE --kafka-key FILE with client-ca.pem.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -86,10 +96,16 @@ ready() {
 # the broker's chain against ca.pem: a SASL_SSL listener answers nothing
 # in plaintext. Kafka accepts connections only once it serves requests, so
 # a handshake means the broker is up. openssl is there wherever Debian's
-# Java is (ca-certificates depends on it).
+# Java is (ca-certificates depends on it). A listener that requires client
+# certificates gets the broker's own, which it trusts: under TLS 1.3 a
+# refused client still completes its side of the handshake.
 tls_ready() {
+	local client=()
+	if [[ -f $secure/client-ca.pem ]]; then
+		client=(-cert "$secure/broker.pem" -key "$secure/broker.pem")
+	fi
 	timeout 3 openssl s_client -connect "127.0.0.1:$port" -CAfile "$secure/ca.pem" \
-		-verify_return_error -brief </dev/null >/dev/null 2>&1
+		"${client[@]}" -verify_return_error -brief </dev/null >/dev/null 2>&1
 }
 
 running() {
@@ -165,6 +181,9 @@ check_secure_dir() {
 	for f in ca.pem broker.pem scram-user scram-password; do
 		[[ -s $secure/$f ]] || die "TAMPERSCOPE_KAFKA_SECURE=$secure: $f is missing or empty"
 	done
+	if [[ -e $secure/client-ca.pem && ! -s $secure/client-ca.pem ]]; then
+		die "TAMPERSCOPE_KAFKA_SECURE=$secure: client-ca.pem is empty"
+	fi
 	command -v openssl >/dev/null || die "openssl not found: the secure mode checks the TLS listener with it"
 	local user pw
 	user=$(<"$secure/scram-user")
@@ -178,8 +197,11 @@ check_secure_dir() {
 # write_secure_config turns the listener into SASL_SSL. The broker reaches
 # its own listener (inter-broker traffic) with SCRAM-SHA-512 as user
 # "broker"; each enabled mechanism needs a login module on the listener.
+# Kafka ignores the broker-wide ssl.client.auth on SASL_SSL listeners
+# (KIP-684): client certificates are required with the listener's prefix.
+# A PEM truststore takes every certificate in its file.
 write_secure_config() {
-	local pw jaas
+	local pw jaas trust=$secure/ca.pem
 	chmod 600 "$props"
 	pw=$(<"$adminpw")
 	jaas="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"$pw\";"
@@ -195,8 +217,14 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas
 ssl.keystore.type=PEM
 ssl.keystore.location=$secure/broker.pem
 ssl.truststore.type=PEM
-ssl.truststore.location=$secure/ca.pem
 EOF
+	if [[ -f $secure/client-ca.pem ]]; then
+		trust=$cache/truststore.pem
+		# ca.pem may lack its final newline.
+		{ cat "$secure/ca.pem"; echo; cat "$secure/client-ca.pem"; } >"$trust"
+		echo "listener.name.sasl_ssl.ssl.client.auth=required" >>"$props"
+	fi
+	echo "ssl.truststore.location=$trust" >>"$props"
 }
 
 # format_storage formats the data directory once; in the secure mode it
