@@ -25,46 +25,96 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// testCA returns a CA certificate in a PEM file and a server certificate
-// it signs for 127.0.0.1 and localhost.
-func testCA(t *testing.T) (caFile string, server tls.Certificate) {
+// certAuthority is a CA made for one test.
+type certAuthority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string // the CA certificate in PEM
+}
+
+func newCA(t *testing.T, name string) certAuthority {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca, &key.PublicKey, caKey)
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certAuthority{cert: cert, key: key, file: file}
+}
+
+// issue signs a certificate for a new key, valid for an hour, named and
+// used as tmpl says.
+func (ca certAuthority) issue(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(2), now.Add(-time.Hour), now.Add(time.Hour)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// server issues a server certificate for 127.0.0.1 and localhost.
+func (ca certAuthority) server(t *testing.T) tls.Certificate {
+	t.Helper()
+	return ca.issue(t, &x509.Certificate{
+		Subject:  pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+}
+
+// clientFiles issues a client certificate and writes it and its key to
+// PEM files.
+func (ca certAuthority) clientFiles(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	c := ca.issue(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "client"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// testCA returns a CA certificate in a PEM file and a server certificate
+// it signs for 127.0.0.1 and localhost.
+func testCA(t *testing.T) (caFile string, server tls.Certificate) {
+	t.Helper()
+	ca := newCA(t, "test CA")
+	return ca.file, ca.server(t)
 }
 
 // TestCreateTopicRefused: a broker certificate that does not verify ends
@@ -179,7 +229,92 @@ func TestCreateTopicPlaintextToTLS(t *testing.T) {
 	}
 }
 
+// TestCreateTopicClientCertificate: a broker that requires client
+// certificates takes one that its client CA signed. A client without one,
+// or with one from another CA, gets a TLS alert — in the handshake under
+// TLS 1.2, at its first read under TLS 1.3 — and CreateTopic gives up at
+// once, naming the certificate.
+func TestCreateTopicClientCertificate(t *testing.T) {
+	ca, clientCA := newCA(t, "test CA"), newCA(t, "client CA")
+	trusted := x509.NewCertPool()
+	trusted.AddCert(clientCA.cert)
+	certFile, keyFile := clientCA.clientFiles(t)
+	otherCert, otherKey := newCA(t, "another CA").clientFiles(t)
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{
+				Certificates: []tls.Certificate{ca.server(t)}, MinVersion: version, MaxVersion: version,
+				ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: trusted,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			tests := []struct {
+				name string
+				sec  Security
+				want string // in the error; "" for none
+			}{
+				{"trusted certificate", Security{TLS: true, CAFile: ca.file, CertFile: certFile, KeyFile: keyFile}, ""},
+				{"no certificate", Security{TLS: true, CAFile: ca.file}, "no client certificate given"},
+				{"certificate from another CA", Security{TLS: true, CAFile: ca.file, CertFile: otherCert, KeyFile: otherKey}, "client certificate " + otherCert},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					err := CreateTopic(ctx, c.ListenAddrs(), tt.sec, uniqueName("mtls"), 1)
+					switch {
+					case tt.want == "" && err != nil:
+						t.Fatalf("CreateTopic: %v", err)
+					case tt.want != "" && (!remoteAlert(err) || !strings.Contains(err.Error(), tt.want)):
+						t.Fatalf("CreateTopic: %v, want the broker's TLS alert and %q", err, tt.want)
+					}
+					if ctx.Err() != nil {
+						t.Errorf("CreateTopic asked until its deadline: %v", err)
+					}
+				})
+			}
+		})
+	}
+}
+
+// refusedHandshake returns what a TLS 1.3 client without a certificate
+// reads from a server that requires one: the server's alert.
+func refusedHandshake(t *testing.T) error {
+	t.Helper()
+	ca := newCA(t, "test CA")
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{ca.server(t)}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.(*tls.Conn).Handshake()
+		c.Close()
+	}()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Read(make([]byte, 1))
+	if err == nil {
+		t.Fatal("a server that requires a client certificate answered a client without one")
+	}
+	return err
+}
+
 func TestAskAgain(t *testing.T) {
+	alert := refusedHandshake(t)
 	tests := []struct {
 		name string
 		err  error
@@ -193,6 +328,8 @@ func TestAskAgain(t *testing.T) {
 		{"wrong password", fmt.Errorf("kafka.(*Client).Metadata: %w", fmt.Errorf("SASL Authentication failed: %w", kafkago.SASLAuthenticationFailed)), false},
 		{"other Kafka error", fmt.Errorf("create topic t: %w", kafkago.InvalidTopic), false},
 		{"certificate", fmt.Errorf("kafka.(*Client).Metadata: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), false},
+		{"client certificate refused", fmt.Errorf("kafka.(*Client).Metadata: %w", alert), false},
+		{"alert in a read error", fmt.Errorf("kafka.(*Client).Metadata: %w", &net.OpError{Op: "read", Net: "tcp", Err: alert}), false},
 		{"TLS listener", fmt.Errorf("kafka.(*Client).Metadata: %w", fmt.Errorf("%w: broker appears to be expecting TLS", io.ErrUnexpectedEOF)), false},
 		{"truncated response", fmt.Errorf("kafka.(*Client).Metadata: %w", io.ErrUnexpectedEOF), true},
 	}
