@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -31,54 +30,93 @@ type secureFiles struct {
 	dir, ca, passwordFile, password string
 }
 
+// testCA is a certificate authority made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t *testing.T, name string) testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testCA{cert: cert, key: key}
+}
+
+// serial is a random certificate serial number: the certificates of one
+// issuer must not share one.
+func serial(t *testing.T) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// certPEM is the CA certificate in PEM.
+func (ca testCA) certPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+}
+
+// issue signs a certificate for a new key, valid for a day, named and used
+// as tmpl says.
+func (ca testCA) issue(t *testing.T, tmpl *x509.Certificate) (der []byte, key *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial(t), now.Add(-time.Hour), now.Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der, key
+}
+
+func pkcs8PEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	b, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: b})
+}
+
 // writeSecureFiles makes a CA and a broker certificate it signs (for
 // 127.0.0.1 and localhost), and a SCRAM user with a random password.
 func writeSecureFiles(t *testing.T) secureFiles {
 	t.Helper()
 	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tamperscope test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+	ca := newTestCA(t, "tamperscope test CA")
+	der, key := ca.issue(t, &x509.Certificate{
+		Subject:  pkix.Name{CommonName: "localhost"},
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature,
 		// The broker is also a client of its own listener.
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var broker bytes.Buffer
-	for _, b := range []*pem.Block{{Type: "PRIVATE KEY", Bytes: pkcs8}, {Type: "CERTIFICATE", Bytes: der}, {Type: "CERTIFICATE", Bytes: caDER}} {
-		if err := pem.Encode(&broker, b); err != nil {
-			t.Fatal(err)
-		}
+	})
+	broker := pkcs8PEM(t, key)
+	for _, d := range [][]byte{der, ca.cert.Raw} {
+		broker = append(broker, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
 	}
 	pw := make([]byte, 16)
 	if _, err := rand.Read(pw); err != nil {
@@ -86,8 +124,8 @@ func writeSecureFiles(t *testing.T) secureFiles {
 	}
 	f := secureFiles{dir: dir, ca: filepath.Join(dir, "ca.pem"), passwordFile: filepath.Join(dir, "scram-password"), password: hex.EncodeToString(pw)}
 	for name, data := range map[string][]byte{
-		"ca.pem":         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		"broker.pem":     broker.Bytes(),
+		"ca.pem":         ca.certPEM(),
+		"broker.pem":     broker,
 		"scram-user":     []byte(scramUser + "\n"),
 		"scram-password": []byte(f.password + "\n"),
 	} {
@@ -163,12 +201,7 @@ func TestKafkaTLSSCRAM(t *testing.T) {
 	if err := os.WriteFile(wrongPW, []byte("not-"+sf.password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pcap := labCaptures(t)[0]
-	for _, tc := range []struct {
-		name  string
-		flags []string
-		want  []string // in the message, lower case
-	}{
+	checkRefused(t, b.addr, 15*time.Second, []refusal{
 		{"wrong password", append(append([]string(nil), tlsFlags...), "--kafka-sasl", "scram-sha-512", "--kafka-user", scramUser, "--kafka-password-file", wrongPW),
 			[]string{"authentication failed"}},
 		{"plaintext client", []string{"--kafka-sasl", "scram-sha-512", "--kafka-user", scramUser, "--kafka-password-file", sf.passwordFile},
@@ -177,10 +210,25 @@ func TestKafkaTLSSCRAM(t *testing.T) {
 			[]string{"certificate", "unknown authority"}},
 		{"wrong server name", append(append([]string(nil), scram512...), "--kafka-server-name", "broker.invalid"),
 			[]string{"certificate", "broker.invalid"}},
-	} {
+	})
+}
+
+// refusal is a setting that a broker can never accept.
+type refusal struct {
+	name  string
+	flags []string
+	want  []string // in the message, lower case
+}
+
+// checkRefused runs replay and analyze with each setting: both must exit
+// non-zero within limit, with a message that says each of want.
+func checkRefused(t *testing.T, addr string, limit time.Duration, refusals []refusal) {
+	t.Helper()
+	pcap := labCaptures(t)[0]
+	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, cmd := range []string{"replay", "analyze"} {
-				args := []string{cmd, "--quiet", "--kafka", b.addr, "--topic", uniqueTopic("denied")}
+				args := []string{cmd, "--quiet", "--kafka", addr, "--topic", uniqueTopic("denied")}
 				if cmd == "analyze" {
 					args = append(args, "--group", uniqueTopic("g"), "--out", t.TempDir(), "--idle-exit", "2s", "--findings-topic", "-")
 				}
@@ -201,10 +249,88 @@ func TestKafkaTLSSCRAM(t *testing.T) {
 						t.Errorf("%s: the message does not say %q:\n%s", cmd, w, out)
 					}
 				}
-				if took > 15*time.Second {
+				if took > limit {
 					t.Errorf("%s: failed after %v: a setting that can never work must fail at once", cmd, took)
 				}
 			}
 		})
 	}
+}
+
+// clientFiles are a client certificate and its key in PEM files.
+type clientFiles struct{ cert, key string }
+
+// writeClientCert makes a client certificate that ca signs.
+func writeClientCert(t *testing.T, ca testCA, name string) clientFiles {
+	t.Helper()
+	der, key := ca.issue(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	dir := t.TempDir()
+	f := clientFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
+	if err := os.WriteFile(f.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.key, pkcs8PEM(t, key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestKafkaMutualTLS runs the distributed mode through a secure broker
+// that also requires a client certificate signed by its client CA: with a
+// certificate and SCRAM, the flows equal the in-process run's. No client
+// certificate, one from another CA, a key that is not the certificate's,
+// and a trusted certificate with a wrong password each fail at once,
+// saying which.
+func TestKafkaMutualTLS(t *testing.T) {
+	kafkaAddr(t)
+	if _, err := exec.LookPath("openssl"); err != nil {
+		testenv.Need(t, "openssl not found: scripts/kafka.sh checks the secure broker's TLS listener with it")
+	}
+	sf := writeSecureFiles(t)
+	clientCA := newTestCA(t, "tamperscope test client CA")
+	if err := os.WriteFile(filepath.Join(sf.dir, "client-ca.pem"), clientCA.certPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client := writeClientCert(t, clientCA, scramUser)
+	stranger := writeClientCert(t, newTestCA(t, "another CA"), scramUser)
+	b := startPrivateBroker(t, "TAMPERSCOPE_KAFKA_SECURE="+sf.dir)
+	scram := func(passwordFile string) []string {
+		return []string{"--kafka-tls", "--kafka-ca", sf.ca, "--kafka-sasl", "scram-sha-512", "--kafka-user", scramUser, "--kafka-password-file", passwordFile}
+	}
+	withCert := func(c clientFiles, passwordFile string) []string {
+		return append(scram(passwordFile), "--kafka-cert", c.cert, "--kafka-key", c.key)
+	}
+
+	t.Run("client certificate and SCRAM", func(t *testing.T) {
+		files := labCaptures(t)[:1]
+		want := inProcess(t, files)
+		if len(want.flows) == 0 {
+			t.Fatal("the in-process run found no flows")
+		}
+		topic := uniqueTopic("mtls")
+		if out, err := runLimited(t, 2*time.Minute, nil, append(append([]string{"replay", "--quiet", "--kafka", b.addr, "--topic", topic}, withCert(client, sf.passwordFile)...), files...)...); err != nil {
+			t.Fatalf("replay: %v\n%s", err, out)
+		}
+		dir := t.TempDir()
+		if out, err := runLimited(t, 2*time.Minute, nil, append([]string{"analyze", "--quiet", "--kafka", b.addr, "--topic", topic, "--group", uniqueTopic("g"),
+			"--out", dir, "--idle-exit", "4s", "--findings-topic", "-"}, withCert(client, sf.passwordFile)...)...); err != nil {
+			t.Fatalf("analyze: %v\n%s", err, out)
+		}
+		compareFlows(t, want, readDataset(t, dir))
+	})
+
+	wrongPW := filepath.Join(t.TempDir(), "wrong-password")
+	if err := os.WriteFile(wrongPW, []byte("not-"+sf.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkRefused(t, b.addr, 5*time.Second, []refusal{
+		{"no client certificate", scram(sf.passwordFile), []string{"tls handshake refused", "no client certificate given"}},
+		{"certificate from another CA", withCert(stranger, sf.passwordFile), []string{"tls handshake refused", "client certificate " + strings.ToLower(stranger.cert)}},
+		{"key of another certificate", withCert(clientFiles{cert: client.cert, key: stranger.key}, sf.passwordFile), []string{"private key does not match"}},
+		// SCRAM stays on beside the certificate.
+		{"certificate and wrong password", withCert(client, wrongPW), []string{"authentication failed"}},
+	})
 }
