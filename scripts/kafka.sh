@@ -40,7 +40,7 @@
 # a client needs both. The broker's truststore is then ca.pem and
 # client-ca.pem in one PEM file in the cache, and the "up" handshake
 # presents broker.pem's certificate. Adding or removing client-ca.pem takes
-# effect at the next "up".
+# effect when the broker next starts ("down", then "up").
 # The defaults become port 19094 and cache .cache/kafka-secure, so a secure
 # broker runs beside the plaintext one; a cache is formatted for one mode
 # and refused by the other. Clients connect with
