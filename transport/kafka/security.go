@@ -57,7 +57,7 @@ func (s Security) tlsConfig() (*tls.Config, error) {
 	if s.CertFile != "" || s.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
+			return nil, fmt.Errorf("load client certificate %s and key %s: %w", s.CertFile, s.KeyFile, err)
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
