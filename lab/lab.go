@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/lab/injector"
 	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/netns"
@@ -142,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	}
 
-	ca, err := server.NewCA()
+	ca, err := certs.NewCA("tamperscope lab CA")
 	if err != nil {
 		return res, err
 	}

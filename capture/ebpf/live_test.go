@@ -3,16 +3,12 @@ package ebpf
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +30,7 @@ import (
 	"github.com/tamperscope/tamperscope/capture/afpacket"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/schemas"
@@ -386,16 +383,19 @@ func sendUDP(host string, port int, b []byte) error {
 
 func selfSigned(t *testing.T) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := certs.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lab"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"censored.example", "allowed.example"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c, err := ca.Issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "lab"},
+		DNSNames:    []string{"censored.example", "allowed.example"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return c
 }
 
 func readPcap(t *testing.T, path string) []schemas.PacketMeta {

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 )
 
@@ -30,76 +27,29 @@ type secureFiles struct {
 	dir, ca, passwordFile, password string
 }
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t *testing.T, name string) testCA {
+// newTestCA makes a certificate authority for one test.
+func newTestCA(t *testing.T, name string) *certs.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := certs.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{cert: cert, key: key}
+	return ca
 }
 
-// serial is a random certificate serial number: the certificates of one
-// issuer must not share one.
-func serial(t *testing.T) *big.Int {
+// issuePEM has ca sign a certificate as tmpl says and returns its chain
+// and its key in PEM.
+func issuePEM(t *testing.T, ca *certs.CA, tmpl *x509.Certificate) (chain, key []byte) {
 	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	c, err := ca.Issue(tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
-}
-
-// certPEM is the CA certificate in PEM.
-func (ca testCA) certPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
-}
-
-// issue signs a certificate for a new key, valid for a day, named and used
-// as tmpl says.
-func (ca testCA) issue(t *testing.T, tmpl *x509.Certificate) (der []byte, key *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err = certs.KeyPEM(c.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial(t), now.Add(-time.Hour), now.Add(24*time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err = x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
-}
-
-func pkcs8PEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: b})
+	return certs.ChainPEM(c), key
 }
 
 // writeSecureFiles makes a CA and a broker certificate it signs (for
@@ -108,23 +58,20 @@ func writeSecureFiles(t *testing.T) secureFiles {
 	t.Helper()
 	dir := t.TempDir()
 	ca := newTestCA(t, "tamperscope test CA")
-	der, key := ca.issue(t, &x509.Certificate{
+	chain, key := issuePEM(t, ca, &x509.Certificate{
 		Subject:  pkix.Name{CommonName: "localhost"},
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		// The broker is also a client of its own listener.
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	})
-	broker := pkcs8PEM(t, key)
-	for _, d := range [][]byte{der, ca.cert.Raw} {
-		broker = append(broker, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
-	}
+	broker := append(key, chain...) // Kafka's PEM keystore: the key, then the chain
 	pw := make([]byte, 16)
 	if _, err := rand.Read(pw); err != nil {
 		t.Fatal(err)
 	}
 	f := secureFiles{dir: dir, ca: filepath.Join(dir, "ca.pem"), passwordFile: filepath.Join(dir, "scram-password"), password: hex.EncodeToString(pw)}
 	for name, data := range map[string][]byte{
-		"ca.pem":         ca.certPEM(),
+		"ca.pem":         ca.CertPEM(),
 		"broker.pem":     broker,
 		"scram-user":     []byte(scramUser + "\n"),
 		"scram-password": []byte(f.password + "\n"),
@@ -261,18 +208,18 @@ func checkRefused(t *testing.T, addr string, limit time.Duration, refusals []ref
 type clientFiles struct{ cert, key string }
 
 // writeClientCert makes a client certificate that ca signs.
-func writeClientCert(t *testing.T, ca testCA, name string) clientFiles {
+func writeClientCert(t *testing.T, ca *certs.CA, name string) clientFiles {
 	t.Helper()
-	der, key := ca.issue(t, &x509.Certificate{
+	chain, key := issuePEM(t, ca, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	dir := t.TempDir()
 	f := clientFiles{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
-	if err := os.WriteFile(f.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(f.cert, chain, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(f.key, pkcs8PEM(t, key), 0o600); err != nil {
+	if err := os.WriteFile(f.key, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -291,7 +238,7 @@ func TestKafkaMutualTLS(t *testing.T) {
 	}
 	sf := writeSecureFiles(t)
 	clientCA := newTestCA(t, "tamperscope test client CA")
-	if err := os.WriteFile(filepath.Join(sf.dir, "client-ca.pem"), clientCA.certPEM(), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(sf.dir, "client-ca.pem"), clientCA.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	client := writeClientCert(t, clientCA, scramUser)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/prober"
@@ -74,13 +75,13 @@ func resetting(t *testing.T) uint16 {
 // labServer is a lab server for a.test on free loopback ports, closed when
 // the test ends.
 type labServer struct {
-	ca                          *server.CA
+	ca                          *certs.CA
 	httpPort, tlsPort, quicPort uint16
 }
 
 func startServer(t *testing.T) labServer {
 	t.Helper()
-	ca, err := server.NewCA()
+	ca, err := certs.NewCA("tamperscope lab CA")
 	if err != nil {
 		t.Fatal(err)
 	}

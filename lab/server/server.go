@@ -17,6 +17,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/tamperscope/tamperscope/internal/certs"
 )
 
 // DefaultName is the subject of the certificate served for unknown names.
@@ -28,7 +30,7 @@ const ALPN = "tslab"
 // Config describes one server. Listeners bind the wildcard address, so the
 // server answers on every address of the namespace it is started in.
 type Config struct {
-	CA    *CA
+	CA    *certs.CA
 	Names []string // names with their own certificate
 	// HTTPPort, TLSPort and QUICPort default to 80, 443 and 443.
 	HTTPPort, TLSPort, QUICPort uint16
@@ -72,11 +74,11 @@ func Start(cfg Config) (*Server, error) {
 	for _, a := range cfg.ResetAfterResponse {
 		s.rstAddr[a.Unmap()] = true
 	}
-	for i, n := range append([]string{DefaultName}, cfg.Names...) {
+	for _, n := range append([]string{DefaultName}, cfg.Names...) {
 		if _, ok := s.certs[n]; ok {
 			continue
 		}
-		c, err := cfg.CA.Issue(n, int64(i+2))
+		c, err := cfg.CA.Server(n)
 		if err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 )
 
@@ -35,7 +36,7 @@ func freePorts(t *testing.T) (uint16, uint16, uint16) {
 }
 
 func TestCertificatePerName(t *testing.T) {
-	ca, err := NewCA()
+	ca, err := certs.NewCA("tamperscope lab CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestCertificatePerName(t *testing.T) {
 }
 
 func TestSizeAndResetAfterResponse(t *testing.T) {
-	ca, err := NewCA()
+	ca, err := certs.NewCA("tamperscope lab CA")
 	if err != nil {
 		t.Fatal(err)
 	}

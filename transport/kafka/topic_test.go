@@ -2,17 +2,12 @@ package kafka
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,87 +18,65 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tamperscope/tamperscope/internal/certs"
 )
 
-// certAuthority is a CA made for one test.
-type certAuthority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string // the CA certificate in PEM
+// testAuthority is a CA made for one test, with its certificate in a PEM
+// file.
+type testAuthority struct {
+	*certs.CA
+	file string
 }
 
-func newCA(t *testing.T, name string) certAuthority {
+func newCA(t *testing.T, name string) testAuthority {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	ca, err := certs.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(file, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return certAuthority{cert: cert, key: key, file: file}
-}
-
-// issue signs a certificate for a new key, valid for an hour, named and
-// used as tmpl says.
-func (ca certAuthority) issue(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(2), now.Add(-time.Hour), now.Add(time.Hour)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return testAuthority{CA: ca, file: file}
 }
 
 // server issues a server certificate for 127.0.0.1 and localhost.
-func (ca certAuthority) server(t *testing.T) tls.Certificate {
+func (ca testAuthority) server(t *testing.T) tls.Certificate {
 	t.Helper()
-	return ca.issue(t, &x509.Certificate{
+	c, err := ca.Issue(&x509.Certificate{
 		Subject:  pkix.Name{CommonName: "localhost"},
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // clientFiles issues a client certificate and writes it and its key to
 // PEM files.
-func (ca certAuthority) clientFiles(t *testing.T) (certFile, keyFile string) {
+func (ca testAuthority) clientFiles(t *testing.T) (certFile, keyFile string) {
 	t.Helper()
-	c := ca.issue(t, &x509.Certificate{
+	c, err := ca.Issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "client"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := certs.KeyPEM(c.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, certs.ChainPEM(c), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
@@ -236,15 +209,13 @@ func TestCreateTopicPlaintextToTLS(t *testing.T) {
 // once, naming the certificate.
 func TestCreateTopicClientCertificate(t *testing.T) {
 	ca, clientCA := newCA(t, "test CA"), newCA(t, "client CA")
-	trusted := x509.NewCertPool()
-	trusted.AddCert(clientCA.cert)
 	certFile, keyFile := clientCA.clientFiles(t)
 	otherCert, otherKey := newCA(t, "another CA").clientFiles(t)
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{
 				Certificates: []tls.Certificate{ca.server(t)}, MinVersion: version, MaxVersion: version,
-				ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: trusted,
+				ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool,
 			}))
 			if err != nil {
 				t.Fatal(err)
@@ -299,9 +270,7 @@ func refusedHandshake(t *testing.T) error {
 		c.(*tls.Conn).Handshake()
 		c.Close()
 	}()
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13})
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS13})
 	if err != nil {
 		t.Fatal(err)
 	}
