@@ -237,6 +237,17 @@ func (d *Dataset) WriteFlow(r *schemas.FlowRecord) error {
 	return d.fail(d.flows.write(d, r))
 }
 
+// WriteFlows appends flow records, column by column, which is several
+// times faster than one WriteFlow each; rs may be reused after the call.
+func (d *Dataset) WriteFlows(rs []schemas.FlowRecord) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	return d.fail(d.flows.writeSlice(d, rs))
+}
+
 // WriteFinding appends one finding; f may be reused after the call.
 func (d *Dataset) WriteFinding(f *schemas.Finding) error {
 	d.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/analyzer/detect"
@@ -119,16 +120,20 @@ func (o *output) startAsync() {
 	o.done = make(chan error, 1)
 	go func() {
 		var err error
+		var flows []schemas.FlowRecord
 		for c := range o.queue {
-			for i := range c {
-				if err != nil {
-					break
-				}
+			for i := 0; i < len(c) && err == nil; {
 				if c[i].finding != nil {
 					err = o.writeFinding(c[i].finding)
-				} else {
-					err = o.writeFlow(&c[i].flow)
+					i++
+					continue
 				}
+				// A run of flow records goes to the datasets in one call.
+				flows = flows[:0]
+				for ; i < len(c) && c[i].finding == nil; i++ {
+					flows = append(flows, c[i].flow)
+				}
+				err = o.writeFlows(flows)
 			}
 			select {
 			case o.free <- c[:0]:
@@ -192,23 +197,27 @@ func (o *output) flowCount() uint64 { return o.flows.Load() }
 func (o *output) Flow(r *schemas.FlowRecord) error {
 	o.flows.Add(1)
 	if o.queue == nil {
-		return o.writeFlow(r)
+		return o.writeFlows(unsafe.Slice(r, 1))
 	}
 	o.enqueue(record{flow: *r})
 	return nil
 }
 
-func (o *output) writeFlow(r *schemas.FlowRecord) error {
+func (o *output) writeFlows(rs []schemas.FlowRecord) error {
 	if o.ds != nil {
-		if err := o.ds.WriteFlow(r); err != nil {
+		if err := o.ds.WriteFlows(rs); err != nil {
 			return err
 		}
 	}
 	if o.json {
-		return o.line(struct {
-			Record string `json:"record"`
-			*schemas.FlowRecord
-		}{"flow", r})
+		for i := range rs {
+			if err := o.line(struct {
+				Record string `json:"record"`
+				*schemas.FlowRecord
+			}{"flow", &rs[i]}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
