@@ -110,6 +110,7 @@ type partition struct {
 	last     int64 // last offset processed
 	maxNs    int64 // newest packet time seen
 	rows     int
+	flows    []schemas.FlowRecord // written to ds a run at a time (writeFlows)
 	findings []schemas.Finding
 
 	prior      *index // loaded at the first message
@@ -297,6 +298,9 @@ func (p *partition) checkpoint(final bool) error {
 		for n := 1; p.sets[name]; n++ {
 			name = fmt.Sprintf("%s-p%d-%d-%d+%d", c.cfg.Topic, p.id, p.setFirst, p.last, n)
 		}
+		if err := p.writeFlows(); err != nil {
+			return err
+		}
 		if c.cfg.Findings != nil && len(p.findings) > 0 {
 			if err := c.cfg.Findings(p.id, p.findings); err != nil {
 				return fmt.Errorf("publish findings of partition %d: %w", p.id, err)
@@ -343,6 +347,7 @@ func (p *partition) drop() error {
 	c.st.Partitions = len(c.parts)
 	// Rows of flows ended after the last checkpoint are uncommitted: drop
 	// them, the next owner writes them.
+	p.flows = p.flows[:0]
 	if p.rows > 0 || len(p.findings) > 0 {
 		return p.ds.Abort()
 	}
@@ -364,12 +369,26 @@ func (p *partition) Flow(r *schemas.FlowRecord) error {
 		p.c.st.Repeated++
 		return nil
 	}
-	if err := p.ds.WriteFlow(r); err != nil {
-		return err
-	}
+	p.flows = append(p.flows, *r)
 	p.rows++
 	p.c.st.Flows++
+	if len(p.flows) == flowRun {
+		return p.writeFlows()
+	}
 	return nil
+}
+
+// flowRun is how many flow records a partition collects before it writes
+// them to its datasets in one call, column by column.
+const flowRun = 256
+
+func (p *partition) writeFlows() error {
+	if len(p.flows) == 0 {
+		return nil
+	}
+	err := p.ds.WriteFlows(p.flows)
+	p.flows = p.flows[:0]
+	return err
 }
 
 // Finding implements analyzer.Output.
