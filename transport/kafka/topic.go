@@ -57,6 +57,11 @@ func CreateTopic(ctx context.Context, brokers []string, sec Security, topic stri
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				// A restarting broker and a listener that drops clients
+				// whose TLS or SASL settings it does not take look alike.
+				return fmt.Errorf("%w (the broker closed every connection: if it is up, check that the TLS and SASL settings match its listener)", err)
+			}
 			return err
 		case <-time.After(wait):
 		}

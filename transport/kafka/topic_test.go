@@ -310,3 +310,34 @@ func TestAskAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateTopicClosedConnections: against a listener that closes every
+// connection, CreateTopic keeps trying until the deadline (a restarting
+// broker looks the same), and its error then says what to check.
+func TestCreateTopicClosedConnections(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	const deadline = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	err = CreateTopic(ctx, []string{l.Addr().String()}, Security{}, "t", 1)
+	if err == nil || !strings.Contains(err.Error(), "check that the TLS and SASL settings match") {
+		t.Fatalf("CreateTopic = %v, want the hint about TLS and SASL settings", err)
+	}
+	if took := time.Since(start); took < deadline {
+		t.Errorf("gave up after %v, before the %v deadline", took, deadline)
+	}
+}
