@@ -173,27 +173,15 @@ func TestCreateTopicWaitsForBroker(t *testing.T) {
 // gets a TLS alert where it expects a Kafka response; CreateTopic says so
 // at once.
 func TestCreateTopicPlaintextToTLS(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			// What a JVM's TLS engine sends on a record that is not TLS:
-			// a fatal unexpected_message alert.
-			c.Read(make([]byte, 512))
-			c.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a})
-			c.Close()
-		}
-	}()
+	addr := serveLoopback(t, func(c net.Conn) {
+		// What a JVM's TLS engine sends on a record that is not TLS: a
+		// fatal unexpected_message alert.
+		c.Read(make([]byte, 512))
+		c.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a})
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = CreateTopic(ctx, []string{l.Addr().String()}, Security{}, "t", 1)
+	err := CreateTopic(ctx, []string{addr}, Security{}, "t", 1)
 	if err == nil || !strings.Contains(err.Error(), "expecting TLS") {
 		t.Fatalf("CreateTopic: %v, want the broker expecting TLS", err)
 	}
@@ -315,6 +303,24 @@ func TestAskAgain(t *testing.T) {
 // connection, CreateTopic keeps trying until the deadline (a restarting
 // broker looks the same), and its error then says what to check.
 func TestCreateTopicClosedConnections(t *testing.T) {
+	addr := serveLoopback(t, func(net.Conn) {})
+	const deadline = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	err := CreateTopic(ctx, []string{addr}, Security{}, "t", 1)
+	if err == nil || !strings.Contains(err.Error(), "check that the TLS and SASL settings match") {
+		t.Fatalf("CreateTopic = %v, want the hint about TLS and SASL settings", err)
+	}
+	if took := time.Since(start); took < deadline {
+		t.Errorf("gave up after %v, before the %v deadline", took, deadline)
+	}
+}
+
+// serveLoopback hands every connection to a loopback listener to serve,
+// then closes it, until the test ends; it returns the listener's address.
+func serveLoopback(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -326,18 +332,9 @@ func TestCreateTopicClosedConnections(t *testing.T) {
 			if err != nil {
 				return
 			}
+			serve(c)
 			c.Close()
 		}
 	}()
-	const deadline = time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	start := time.Now()
-	err = CreateTopic(ctx, []string{l.Addr().String()}, Security{}, "t", 1)
-	if err == nil || !strings.Contains(err.Error(), "check that the TLS and SASL settings match") {
-		t.Fatalf("CreateTopic = %v, want the hint about TLS and SASL settings", err)
-	}
-	if took := time.Since(start); took < deadline {
-		t.Errorf("gave up after %v, before the %v deadline", took, deadline)
-	}
+	return l.Addr().String()
 }
