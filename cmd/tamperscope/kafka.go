@@ -114,7 +114,12 @@ func newKafkaPublisher(ctx context.Context, k *kafkaFlags, block bool) (*kafka.P
 	if err := kafka.CreateTopic(cctx, k.brokerList(), sec, k.topic, max(k.partitions, 1)); err != nil {
 		return nil, err
 	}
-	return kafka.NewPublisher(cctx, kafka.PublisherConfig{Brokers: k.brokerList(), Topic: k.topic, Security: sec, Block: block})
+	pub, err := kafka.NewPublisher(cctx, kafka.PublisherConfig{Brokers: k.brokerList(), Topic: k.topic, Security: sec, Block: block})
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("kafka publisher ready", "topic", k.topic)
+	return pub, nil
 }
 
 // closePublisher closes pub and logs what it delivered.

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -47,9 +48,13 @@ type EncoderOptions struct {
 // buffers between calls; it is not safe for concurrent use.
 type Encoder struct {
 	ipcOpts []ipc.Option
-	fixed   [numCols][]byte
-	vars    [numCols]varColumn
-	out     appendWriter
+	// mem holds the writer's compressed buffers and message metadata,
+	// reused from one message to the next: without it they are new garbage
+	// the size of each message.
+	mem   slab
+	fixed [numCols][]byte
+	vars  [numCols]varColumn
+	out   appendWriter
 }
 
 // varColumn is an Arrow binary/utf8 column under construction.
@@ -62,7 +67,8 @@ type varColumn struct {
 
 // NewEncoder returns an Encoder.
 func NewEncoder(opts EncoderOptions) (*Encoder, error) {
-	e := &Encoder{ipcOpts: []ipc.Option{ipc.WithSchema(schema)}}
+	e := &Encoder{mem: slab{limit: math.MaxInt}}
+	e.ipcOpts = []ipc.Option{ipc.WithSchema(schema), ipc.WithAllocator(&e.mem)}
 	switch opts.Codec {
 	case LZ4:
 		e.ipcOpts = append(e.ipcOpts, ipc.WithLZ4())
@@ -99,6 +105,7 @@ func isVar(c int) bool {
 func (e *Encoder) Encode(dst []byte, b *schemas.PacketBatch) ([]byte, error) {
 	n := len(b.Packets)
 	e.fill(b.Packets)
+	e.mem.reset()
 
 	cols := make([]arrow.Array, numCols)
 	defer func() {

@@ -440,3 +440,44 @@ func TestPublishAllocs(t *testing.T) {
 		t.Fatalf("Publish of 1024 rows: %v allocations", allocs)
 	}
 }
+
+// TestGetRecyclesPublishedBatches: a batch from Get comes back, empty,
+// from a later Get once published; a caller's own batch is left alone, so
+// it can be published again.
+func TestGetRecyclesPublishedBatches(t *testing.T) {
+	pub, err := NewPublisher(context.Background(), PublisherConfig{
+		Brokers: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}, Topic: "packets", Partitions: 2,
+		Linger: time.Hour, CloseTimeout: time.Millisecond, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	rng := rand.New(rand.NewPCG(13, 14))
+	b := pub.Get()
+	*b = *makeBatch(rng, 0, 100)
+	if err := pub.Publish(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Packets) != 0 || len(b.Arena) != 0 {
+		t.Fatalf("published batch from Get still holds %d rows, %d arena bytes", len(b.Packets), len(b.Arena))
+	}
+	if again := pub.Get(); again != b {
+		t.Error("Get after Publish did not hand the published batch back")
+	}
+	own := makeBatch(rng, 100, 100)
+	for range 2 {
+		if err := pub.Publish(context.Background(), own); err != nil {
+			t.Fatal(err)
+		}
+		if len(own.Packets) != 100 {
+			t.Fatalf("the caller's own batch was emptied: %d rows", len(own.Packets))
+		}
+	}
+	if other := pub.Get(); other == own {
+		t.Error("Get handed out a batch the caller still owns")
+	}
+	if st := pub.Stats(); st.Rows != 300 {
+		t.Errorf("rows %d, want 300", st.Rows)
+	}
+}

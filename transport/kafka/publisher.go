@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -157,6 +158,8 @@ type Publisher struct {
 	encRoom   chan struct{} // closed and replaced when the encoder takes a job
 	encDone   bool          // the encoder has ended: nothing more will be queued
 	spare     []schemas.PacketBatch
+	lent      []*schemas.PacketBatch // handed out by Get, not yet published
+	free      []*schemas.PacketBatch // published batches of Get's, for Get again
 	queue     []queued
 	stats     PublisherStats
 	lastDrop  time.Time
@@ -327,9 +330,31 @@ func fnv1a(h uint32, b []byte) uint32 {
 // 16-byte form: most addresses then cost 4 steps of the hash, not 16.
 var v4Prefix = fnv1a(fnvOffset, []byte{10: 0xff, 11: 0xff})
 
+// Get returns an empty batch to fill for Publish (ingest.BatchGetter).
+// Publish copies the rows of a batch from Get out and keeps the batch for
+// a later Get, which spares a capture loop a new batch per Publish.
+func (p *Publisher) Get() *schemas.PacketBatch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := &schemas.PacketBatch{}
+	if n := len(p.free); n > 0 {
+		b = p.free[n-1]
+		p.free = p.free[:n-1]
+	}
+	if len(p.lent) < maxLent {
+		p.lent = append(p.lent, b)
+	}
+	return b
+}
+
+// maxLent bounds the batches Get tracks for reuse: a capture loop fills
+// one at a time.
+const maxLent = 2
+
 // Publish copies b's rows into the pending messages of their partitions;
-// b may be reused as soon as it returns. It does not wait for the broker,
-// except for room in a full buffer when Block is set.
+// b may be reused as soon as it returns, and a batch from Get is taken
+// back for the next Get. It does not wait for the broker, except for room
+// in a full buffer when Block is set.
 func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -366,6 +391,11 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 				}
 			}
 		}
+	}
+	if i := slices.Index(p.lent, b); i >= 0 {
+		p.lent = slices.Delete(p.lent, i, i+1)
+		b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
+		p.free = append(p.free, b)
 	}
 	return nil
 }
