@@ -16,42 +16,66 @@ import (
 type rule struct {
 	name string
 	run  func(j *judgement, ip string, flows []*summary)
+	// cross: the rule compares the address with the window's other
+	// addresses (Facts), so a partitioned stream defers it to Aggregate.
+	// Only rules that consume nothing may be cross.
+	cross bool
 }
 
 // rules is the registry of cross-flow detectors.
 var rules = []rule{
-	{"residual_block", residualRule},
-	{"name_filtering", nameRule},
-	{"ip_blocking", ipBlockRule},
-	{"throttling", throttleRule},
-	{"tls_interception", interceptionRule},
+	{"residual_block", residualRule, false},
+	{"name_filtering", nameRule, false},
+	{"ip_blocking", ipBlockRule, true},
+	{"throttling", throttleRule, true},
+	{"tls_interception", interceptionRule, false},
 }
 
 // judgement is the state of judging one window.
 type judgement struct {
-	set      *Set
+	cfg      *Config
 	win      *window
 	consumed map[*summary]bool
 	emit     func(*schemas.Finding)
-	// rates are the steady rates of bulk flows per server IP, for
-	// throttling baselines.
-	rates map[string][]float64
+	// collateral lists the names known on an address.
+	collateral func(ip string) []string
+	// facts are what every address of the window shows: the
+	// cross-address rules read other addresses here, never in win.
+	facts *Facts
 }
 
+func byStart(a, b *summary) int {
+	return cmp.Or(cmp.Compare(a.startNs, b.startNs), cmp.Compare(a.id, b.id))
+}
+
+// judge runs the rules over a window that has closed. When the Set defers
+// cross-address rules, it runs the others and hands the window's Digest
+// over instead.
 func (s *Set) judge(w *window, emit func(*schemas.Finding)) {
-	j := &judgement{set: s, win: w, consumed: map[*summary]bool{}, emit: emit, rates: map[string][]float64{}}
-	for ip, fs := range w.byIP {
-		slices.SortFunc(fs, func(a, b *summary) int { return cmp.Or(cmp.Compare(a.startNs, b.startNs), cmp.Compare(a.id, b.id)) })
-		for _, f := range fs {
-			if j.control(f) {
-				j.rates[ip] = append(j.rates[ip], f.rateBps)
-			}
-		}
+	j := &judgement{cfg: &s.cfg, win: w, consumed: map[*summary]bool{}, emit: emit, collateral: s.collateral}
+	for _, fs := range w.byIP {
+		slices.SortFunc(fs, byStart)
+	}
+	facts := j.factsOf(w)
+	j.facts = &facts
+	var d *Digest
+	if s.deferTo != nil {
+		d = &Digest{WindowStartNs: w.startNs, Facts: facts}
 	}
 	for _, ip := range w.ips() {
 		for _, r := range rules {
-			r.run(j, ip, w.byIP[ip])
+			if !r.cross || d == nil {
+				r.run(j, ip, w.byIP[ip])
+			}
 		}
+		if d != nil {
+			if fs := j.pendingFlows(w.byIP[ip]); len(fs) > 0 {
+				d.Addresses = append(d.Addresses, PendingAddress{IP: ip, Collateral: s.collateral(ip), Flows: fs})
+			}
+		}
+	}
+	if d != nil {
+		s.deferTo(d)
 	}
 }
 
@@ -85,7 +109,7 @@ func (j *judgement) finding(kind, ip string, port uint16, name string, ex []*sum
 // control: a transfer big enough that its rate says what the path can do,
 // however fast it finished.
 func (j *judgement) control(s *summary) bool {
-	return s.bytes >= j.set.cfg.ThrottleMinBytes && s.rateBps > 0
+	return s.bytes >= j.cfg.ThrottleMinBytes && s.rateBps > 0
 }
 
 // candidate: a bulk transfer long enough to show a plateau, sent in
@@ -101,7 +125,7 @@ func (j *judgement) candidate(s *summary) bool {
 // 2006; GFW 90-180 s). All triggers of one name on one server:port make
 // one finding.
 func residualRule(j *judgement, ip string, flows []*summary) {
-	rw := int64(j.set.cfg.ResidualWindow)
+	rw := int64(j.cfg.ResidualWindow)
 	type key struct {
 		port uint16
 		name string
@@ -154,7 +178,7 @@ func residualRule(j *judgement, ip string, flows []*summary) {
 			fd.Verdict = "likely"
 		}
 		fd.Evidence = fmt.Sprintf("after %d flow(s) naming %s were cut (%s), %d later flow(s) to %s:%d failed at the handshake within %s (%s)",
-			len(g.trigs), k.name, trig.stage, len(g.hits), ip, k.port, j.set.cfg.ResidualWindow, outcomeMix(g.hits))
+			len(g.trigs), k.name, trig.stage, len(g.hits), ip, k.port, j.cfg.ResidualWindow, outcomeMix(g.hits))
 		j.emit(fd)
 	}
 }
@@ -261,25 +285,33 @@ func nameRule(j *judgement, ip string, flows []*summary) {
 // maxBlockPorts: flows to more ports of one address than this are a scan.
 const maxBlockPorts = 16
 
-// ipBlockRule: every flow to the address fails at the handshake, whatever
-// it would have named; the finding lists the collateral.
-func ipBlockRule(j *judgement, ip string, flows []*summary) {
-	var failed []*summary
-	ports := map[uint16]bool{}
+// blockable returns the flows to an address that failed at the handshake,
+// and their ports, when nothing else reached it: the makings of an IP
+// block.
+func (j *judgement) blockable(flows []*summary) (failed []*summary, ports map[uint16]bool, ok bool) {
+	ports = map[uint16]bool{}
 	for _, f := range flows {
 		if j.consumed[f] {
 			continue
 		}
 		if f.ok() || f.stage == StagePostPSH || f.stage == StageLater {
-			return // something got through: not blocked at the IP level
+			return nil, nil, false // something got through: not blocked at the IP level
 		}
 		if f.failedHandshake() {
 			failed = append(failed, f)
 			ports[f.serverPort] = true
 		}
 	}
-	if len(failed) < j.set.cfg.MinBlockFlows || len(ports) > maxBlockPorts {
-		return // too few to call, or a port scan rather than users
+	// Too few to call, or a port scan rather than users.
+	return failed, ports, len(failed) >= j.cfg.MinBlockFlows && len(ports) <= maxBlockPorts
+}
+
+// ipBlockRule: every flow to the address fails at the handshake, whatever
+// it would have named; the finding lists the collateral.
+func ipBlockRule(j *judgement, ip string, flows []*summary) {
+	failed, ports, ok := j.blockable(flows)
+	if !ok {
+		return
 	}
 	port := uint16(0)
 	if len(ports) == 1 {
@@ -288,7 +320,7 @@ func ipBlockRule(j *judgement, ip string, flows []*summary) {
 	fd := j.finding(schemas.KindIPBlocking, ip, port, "", failed)
 	fd.Trigger, fd.Method = "ip", method(failed)
 	fd.Flows, fd.FailedFlows = uint32(len(failed)), uint32(len(failed))
-	fd.Collateral = j.set.collateral(ip)
+	fd.Collateral = j.collateral(ip)
 	if len(fd.Collateral) == 0 && fd.Method != "icmp" {
 		// Nothing anyone wanted is known to live there: a dead or
 		// closed host looks the same. An administratively-prohibited
@@ -324,14 +356,9 @@ func ipBlockRule(j *judgement, ip string, flows []*summary) {
 }
 
 func (j *judgement) okElsewhere(name, ip string) bool {
-	for other, fs := range j.win.byIP {
-		if other == ip {
-			continue
-		}
-		for _, f := range fs {
-			if f.name == name && f.ok() {
-				return true
-			}
+	for other, names := range j.facts.OKNames {
+		if _, found := slices.BinarySearch(names, name); found && other != ip {
+			return true
 		}
 	}
 	return false
@@ -366,7 +393,7 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 	if len(all) == 0 {
 		return
 	}
-	ratio := j.set.cfg.ThrottleRatio
+	ratio := j.cfg.ThrottleRatio
 	slices.Sort(names)
 	targeted := 0
 	for _, name := range names {
@@ -388,7 +415,7 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 		return
 	}
 	var elsewhere []float64
-	for other, rs := range j.rates {
+	for other, rs := range j.facts.Rates {
 		if other != ip {
 			elsewhere = append(elsewhere, rs...)
 		}
@@ -397,7 +424,7 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 	switch {
 	case len(elsewhere) > 0 && median(elsewhere) >= ratio*mine:
 		j.emitThrottle(ip, "", all, mine, median(elsewhere), "other addresses", true)
-	case mine < j.set.cfg.SlowPathBps && !j.fasterAnywhere(mine) && j.candidates() >= 2:
+	case mine < j.cfg.SlowPathBps && !j.fasterAnywhere(mine) && j.facts.Candidates >= 2:
 		j.emitThrottle(ip, "", all, mine, 0, "", false)
 	}
 }
@@ -405,28 +432,14 @@ func throttleRule(j *judgement, ip string, flows []*summary) {
 // fasterAnywhere reports whether any bulk transfer in the window ran well
 // above rate: then a slow address is not a slow path.
 func (j *judgement) fasterAnywhere(rate float64) bool {
-	for _, rs := range j.rates {
+	for _, rs := range j.facts.Rates {
 		for _, r := range rs {
-			if r >= j.set.cfg.ThrottleRatio*rate {
+			if r >= j.cfg.ThrottleRatio*rate {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// candidates counts the window's bulk transfers long enough to show a
-// plateau: one transfer alone cannot say the path is slow for everyone.
-func (j *judgement) candidates() int {
-	n := 0
-	for _, fs := range j.win.byIP {
-		for _, f := range fs {
-			if j.candidate(f) {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 func rates(fs []*summary) []float64 {
@@ -454,7 +467,7 @@ func (j *judgement) emitThrottle(ip, name string, fs []*summary, rate, control f
 	fd.RateBps = rate
 	fd.Targeted = targeted
 	if name == "" {
-		fd.Collateral = j.set.collateral(ip)
+		fd.Collateral = j.collateral(ip)
 	}
 	var retrans float64
 	for _, f := range fs {
@@ -491,7 +504,7 @@ func interceptionRule(j *judgement, ip string, flows []*summary) {
 		if f.issuer == "" {
 			continue
 		}
-		for _, s := range j.set.cfg.InterceptionIssuers {
+		for _, s := range j.cfg.InterceptionIssuers {
 			if strings.Contains(f.issuer, s) {
 				if byIssuer[f.issuer] == nil {
 					issuers = append(issuers, f.issuer)

@@ -1,24 +1,35 @@
 package detect
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
+
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
 // judgeFlows runs the cross-flow rules over summaries and returns the
-// findings.
+// findings. It also judges the flows split by server address, one Set per
+// address as the partitions of a stream, through JSON-encoded digests and
+// Aggregate, and requires the same findings.
 func judgeFlows(t *testing.T, flows []*summary, names map[string][]string) []schemas.Finding {
 	t.Helper()
-	s := New(Config{}, nil)
-	for ip, ns := range names {
-		s.ipNames[ip] = map[string]struct{}{}
-		for _, n := range ns {
-			s.ipNames[ip][n] = struct{}{}
+	newSet := func() *Set {
+		s := New(Config{}, nil)
+		for ip, ns := range names {
+			s.ipNames[ip] = map[string]struct{}{}
+			for _, n := range ns {
+				s.ipNames[ip][n] = struct{}{}
+			}
 		}
+		return s
 	}
 	w := &window{}
+	parts := map[string]*window{}
 	for i, f := range flows {
 		f.id = fmt.Sprintf("C%d", i)
 		f.startNs, f.endNs = int64(i)*1e9, int64(i)*1e9+5e8
@@ -26,9 +37,38 @@ func judgeFlows(t *testing.T, flows []*summary, names map[string][]string) []sch
 			f.serverPort = 443
 		}
 		w.add(f)
+		if parts[f.serverIP] == nil {
+			parts[f.serverIP] = &window{}
+		}
+		parts[f.serverIP].add(f)
 	}
 	var out []schemas.Finding
-	s.judge(w, func(f *schemas.Finding) { out = append(out, *f) })
+	newSet().judge(w, func(f *schemas.Finding) { out = append(out, *f) })
+
+	var split []schemas.Finding
+	var digests []*Digest
+	for _, pw := range parts {
+		s := newSet()
+		s.DeferCrossAddress(func(d *Digest) {
+			b, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Digest
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			digests = append(digests, &back)
+		})
+		s.judge(pw, func(f *schemas.Finding) { split = append(split, *f) })
+	}
+	Aggregate(Config{}, digests, func(f *schemas.Finding) { split = append(split, *f) })
+	byID := func(a, b schemas.Finding) int { return cmp.Compare(a.FindingID, b.FindingID) }
+	want := slices.SortedFunc(slices.Values(out), byID)
+	slices.SortFunc(split, byID)
+	if diff := gocmp.Diff(want, split); diff != "" {
+		t.Errorf("findings split by address differ from one Set's (-one +split):\n%s", diff)
+	}
 	return out
 }
 
@@ -83,6 +123,10 @@ func TestRules(t *testing.T) {
 		flows: []*summary{bulk("192.0.2.9", "a.test", 290e3), bulk("192.0.2.10", "b.test", 300e3)},
 		want:  []string{"throttling/192.0.2.10/", "throttling/192.0.2.9/"},
 	}, {
+		name:  "throttled address while other addresses are fast",
+		flows: []*summary{bulk("192.0.2.12", "x.test", 140e3), bulk("192.0.2.12", "y.test", 150e3), bulk("192.0.2.13", "z.test", 20e6)},
+		want:  []string{"throttling/192.0.2.12/"},
+	}, {
 		name: "TLS interception root",
 		flows: []*summary{{serverIP: "192.0.2.11", name: "bank.test", trigger: "sni", outcome: OutcomeOK,
 			issuer: "CN=Security Certificate,O=Qaznet Trust Network"}},
@@ -101,8 +145,8 @@ func TestRules(t *testing.T) {
 					if f.RateBps < 100e3 || f.RateBps > 400e3 {
 						t.Errorf("throttling rate %.0f", f.RateBps)
 					}
-					if f.TargetName == "" && f.Targeted {
-						t.Error("a path slow for everyone reported as targeted")
+					if (f.Trigger == "path") == f.Targeted {
+						t.Errorf("throttling with trigger %q is targeted %v: a path slow for everyone is the one untargeted kind", f.Trigger, f.Targeted)
 					}
 				case schemas.KindIPBlocking:
 					if len(f.Collateral) != 2 {

@@ -16,6 +16,7 @@ type Set struct {
 	wins    map[int64]*window
 	ipNames map[string]map[string]struct{} // server IP -> names seen in flows
 	ttl     map[string]uint8               // server IP -> TTL of its SYN-ACKs
+	deferTo func(*Digest)                  // DeferCrossAddress
 }
 
 // New returns a detector set. namesOf gives the names DNS answers mapped
