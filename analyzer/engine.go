@@ -28,6 +28,13 @@ type Config struct {
 	// detectors see it; true drops the flow. A consumer resuming a stream
 	// uses it to drop the tail of a flow it wrote before the restart.
 	Skip func(r *schemas.FlowRecord) bool
+	// Digests, when set, receives the digest of every window of packet
+	// time the detectors close, and the engine leaves the cross-address
+	// detectors (ip_blocking, throttling) to detect.Aggregate: for one
+	// partition of a stream keyed by server address, which does not see
+	// the other addresses. An error stops the engine as an Output error
+	// does.
+	Digests func(d *detect.Digest) error
 }
 
 // Stats counts what the engine did.
@@ -62,6 +69,15 @@ type Engine struct {
 func New(cfg Config, out Output) *Engine {
 	e := &Engine{out: out, dns: newDNSNames(), counts: map[string]int{}, skip: cfg.Skip}
 	e.det = detect.New(cfg.Detect, e.dns.namesOf)
+	if cfg.Digests != nil {
+		e.det.DeferCrossAddress(func(d *detect.Digest) {
+			if e.err == nil {
+				if err := cfg.Digests(d); err != nil {
+					e.err = fmt.Errorf("write window digest: %w", err)
+				}
+			}
+		})
+	}
 	fc := cfg.Flow
 	fc.OnEnd = e.onEnd
 	e.table = flow.New(fc)

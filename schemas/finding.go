@@ -42,3 +42,13 @@ type Finding struct {
 	Targeted bool    `json:"targeted" doc:"throttling applies to this target only, not to the whole path"`
 	Issuer   string  `json:"issuer" doc:"certificate issuer (tls_interception)"`
 }
+
+// WindowDigest is one window of packet time as one partition of a stream
+// judged it without the cross-address detectors (ip_blocking, throttling),
+// which need every partition's addresses: `tamperscope aggregate` merges
+// the digests of every partition into their findings.
+type WindowDigest struct {
+	DigestID      string `json:"digest_id" doc:"<topic>-p<partition>-w<window_start_ns>-<n>: n counts the judgements of the window (a long flow ending after its window was judged makes another)"`
+	WindowStartNs int64  `json:"window_start_ns" doc:"start of the window of packet time"`
+	Digest        string `json:"digest" doc:"JSON: the window's facts (successful names and transfer rates per address) and the addresses a cross-address detector could report, with their flows and collateral"`
+}

@@ -6,4 +6,5 @@ const (
 	PacketMetaVersion = 1
 	FlowRecordVersion = 1
 	FindingVersion    = 1
+	DigestVersion     = 1
 )

@@ -4,9 +4,10 @@
 //	<root>/flows/date=YYYY-MM-DD/hour=HH/part-<set>-<k>.parquet
 //	<root>/findings/date=YYYY-MM-DD/hour=HH/part-<set>-<k>.parquet
 //	<root>/packets/date=YYYY-MM-DD/hour=HH/part-<set>-<k>.parquet
+//	<root>/digests/date=YYYY-MM-DD/hour=HH/part-<set>-<k>.parquet
 //
 // A record lands in the partition of its own packet time, in UTC: ts_ns for
-// packets, start_ns for flows, window_start_ns for findings. Replaying a
+// packets, start_ns for flows, window_start_ns for findings and digests. Replaying a
 // capture therefore produces the same layout as the live run that made it.
 //
 // Each partition directory has at most one open file per dataset, written

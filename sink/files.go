@@ -10,7 +10,7 @@ import (
 )
 
 // CommittedFiles lists, sorted, the committed Parquet files of one dataset
-// (flows, findings or packets) under root: every *.parquet below
+// (flows, findings, packets or digests) under root: every *.parquet below
 // root/dataset, skipping hidden names — a writer's .part-*.parquet.tmp
 // files are not published yet. A missing dataset directory has no files.
 func CommittedFiles(root, dataset string) ([]string, error) {

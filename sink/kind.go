@@ -21,7 +21,7 @@ type committer interface {
 	removePending() error
 }
 
-// kind is one dataset (flows, findings or packets) of a Dataset.
+// kind is one dataset (flows, findings, packets or digests) of a Dataset.
 type kind[T columnar.Record] struct {
 	table  *columnar.Table
 	props  *parquet.WriterProperties

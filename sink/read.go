@@ -123,8 +123,8 @@ func (f *File) Close() error {
 }
 
 // ReadRecords calls fn with every row of the committed files of one
-// dataset (flows, findings or packets) under root whose path pick accepts
-// (nil: every file), decoded into T. Columns a file lacks (an older
+// dataset (flows, findings, packets or digests) under root whose path pick
+// accepts (nil: every file), decoded into T. Columns a file lacks (an older
 // schema) read as zero values; a missing dataset has no rows.
 func ReadRecords[T columnar.Record](root, dataset string, pick func(path string) bool, fn func(*T) error) error {
 	paths, err := CommittedFiles(root, dataset)

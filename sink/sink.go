@@ -31,7 +31,7 @@ import (
 const (
 	MetaVersion        = "tamperscope.version"         // tamperscope version that wrote the file
 	MetaSchemaVersion  = "tamperscope.schema_version"  // schemas.*Version of the record, decimal
-	MetaRecord         = "tamperscope.record"          // dataset: flows, findings or packets
+	MetaRecord         = "tamperscope.record"          // dataset: flows, findings, packets or digests
 	MetaDetectorConfig = "tamperscope.detector_config" // detector configuration, JSON
 )
 
@@ -114,13 +114,13 @@ type DatasetStats struct {
 
 // Stats counts what a Dataset has written, per dataset.
 type Stats struct {
-	Flows, Findings, Packets DatasetStats
+	Flows, Findings, Packets, Digests DatasetStats
 }
 
 // ErrClosed is returned by calls on a closed or aborted Dataset.
 var ErrClosed = errors.New("dataset closed")
 
-// Dataset writes the flows, findings and packets datasets under one root.
+// Dataset writes the flows, findings, packets and digests datasets under one root.
 // It is safe for concurrent use.
 type Dataset struct {
 	mu       sync.Mutex
@@ -132,6 +132,7 @@ type Dataset struct {
 	flows    *kind[schemas.FlowRecord]
 	findings *kind[schemas.Finding]
 	packets  *kind[schemas.PacketMeta]
+	digests  *kind[schemas.WindowDigest]
 
 	open     []opener        // partitions with an open file, for eviction
 	clock    uint64          // orders writes for eviction
@@ -179,6 +180,7 @@ func Open(root string, cfg Config) (*Dataset, error) {
 	d.flows = newKind(cfg, func(r *schemas.FlowRecord) int64 { return r.StartNs })
 	d.findings = newKind(cfg, func(r *schemas.Finding) int64 { return r.WindowStartNs })
 	d.packets = newKind(cfg, func(r *schemas.PacketMeta) int64 { return r.TimestampNs })
+	d.digests = newKind(cfg, func(r *schemas.WindowDigest) int64 { return r.WindowStartNs })
 	return d, nil
 }
 
@@ -258,6 +260,16 @@ func (d *Dataset) WriteFinding(f *schemas.Finding) error {
 	return d.fail(d.findings.write(d, f))
 }
 
+// WriteDigest appends one window digest; r may be reused after the call.
+func (d *Dataset) WriteDigest(r *schemas.WindowDigest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	return d.fail(d.digests.write(d, r))
+}
+
 // WritePackets appends packet metadata rows; the slice and the payloads it
 // points to may be reused after the call.
 func (d *Dataset) WritePackets(pkts []schemas.PacketMeta) error {
@@ -329,7 +341,7 @@ func (d *Dataset) Abort() error {
 func (d *Dataset) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Stats{Flows: d.flows.stats(), Findings: d.findings.stats(), Packets: d.packets.stats()}
+	return Stats{Flows: d.flows.stats(), Findings: d.findings.stats(), Packets: d.packets.stats(), Digests: d.digests.stats()}
 }
 
 func (d *Dataset) usable() error {
@@ -360,7 +372,7 @@ func (d *Dataset) commit(set string) ([]string, error) {
 		}
 	}
 	var published []string
-	for _, c := range []committer{d.flows, d.findings, d.packets} {
+	for _, c := range []committer{d.flows, d.findings, d.packets, d.digests} {
 		paths, err := c.publish(d, set)
 		published = append(published, paths...)
 		if err := d.fail(err); err != nil {
@@ -381,7 +393,7 @@ func (d *Dataset) commit(set string) ([]string, error) {
 
 func (d *Dataset) abort() error {
 	d.open = nil
-	errs := []error{d.flows.removePending(), d.findings.removePending(), d.packets.removePending()}
+	errs := []error{d.flows.removePending(), d.findings.removePending(), d.packets.removePending(), d.digests.removePending()}
 	d.err = ErrClosed
 	return errors.Join(errs...)
 }

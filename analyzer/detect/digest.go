@@ -108,7 +108,9 @@ func (s *Set) DeferCrossAddress(fn func(*Digest)) { s.deferTo = fn }
 
 // Aggregate runs the cross-address rules over the digests of every
 // partition of a stream, window by window in time order, and emits their
-// findings. Each window's digest of each partition must be given once.
+// findings. All digests of a window are judged together, those of a
+// window a partition judged twice (a flow that outlived the first
+// judgement) included; a digest must not be given twice.
 func Aggregate(cfg Config, digests []*Digest, emit func(*schemas.Finding)) {
 	cfg = cfg.withDefaults()
 	byWin := map[int64][]*Digest{}

@@ -1,6 +1,7 @@
 package partitioned
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer"
+	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport"
@@ -58,6 +60,7 @@ type Stats struct {
 	NameCopies uint64 // rows of Names deliveries: DNS responses of other partitions, read for names only
 	Flows      uint64 // flow rows written
 	Findings   uint64 // finding rows written
+	Digests    uint64 // window digests written, for tamperscope aggregate
 	Repeated   uint64 // flows and findings already written before a resumption, not written again
 	Tails      uint64 // tails of flows written before a resumption, dropped
 	Sets       uint64 // file sets committed
@@ -112,6 +115,11 @@ type partition struct {
 	rows     int
 	flows    []schemas.FlowRecord // written to ds a run at a time (writeFlows)
 	findings []schemas.Finding
+	digests  int // window digests written since the last set
+	// judged counts the digests of each window made since the engine
+	// started: a long flow ending after its window was judged makes the
+	// detectors judge the window again, with that flow.
+	judged map[int64]int
 
 	prior      *index // loaded at the first message
 	sets       map[string]bool
@@ -145,9 +153,10 @@ func (c *Consumer) partition(id int) (*partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datasets of partition %d: %w", id, err)
 	}
-	p := &partition{c: c, id: id, ds: ds, setFirst: -1, last: -1, maxNs: math.MinInt64, lastCheck: time.Now()}
+	p := &partition{c: c, id: id, ds: ds, setFirst: -1, last: -1, maxNs: math.MinInt64, lastCheck: time.Now(), judged: map[int64]int{}}
 	ecfg := c.cfg.Engine
 	ecfg.Skip = p.skip
+	ecfg.Digests = p.digest
 	p.eng = analyzer.New(ecfg, p)
 	c.parts[id] = p
 	c.st.Partitions = len(c.parts)
@@ -291,7 +300,7 @@ func (p *partition) checkpoint(final bool) error {
 	c := p.c
 	p.since = 0
 	p.lastCheck = time.Now()
-	if p.rows > 0 || len(p.findings) > 0 {
+	if p.rows > 0 || len(p.findings) > 0 || p.digests > 0 {
 		name := fmt.Sprintf("%s-p%d-%d-%d", c.cfg.Topic, p.id, p.setFirst, p.last)
 		// A set of the same name written before a restart holds rows this
 		// one skipped as repeats: never replace it.
@@ -310,7 +319,7 @@ func (p *partition) checkpoint(final bool) error {
 			return fmt.Errorf("commit set %s: %w", name, err)
 		}
 		p.sets[name] = true
-		p.rows, p.findings = 0, p.findings[:0]
+		p.rows, p.findings, p.digests = 0, p.findings[:0], 0
 		c.st.Sets++
 	}
 	p.setFirst = -1
@@ -348,7 +357,7 @@ func (p *partition) drop() error {
 	// Rows of flows ended after the last checkpoint are uncommitted: drop
 	// them, the next owner writes them.
 	p.flows = p.flows[:0]
-	if p.rows > 0 || len(p.findings) > 0 {
+	if p.rows > 0 || len(p.findings) > 0 || p.digests > 0 {
 		return p.ds.Abort()
 	}
 	return p.ds.Close()
@@ -389,6 +398,29 @@ func (p *partition) writeFlows() error {
 	err := p.ds.WriteFlows(p.flows)
 	p.flows = p.flows[:0]
 	return err
+}
+
+// digest writes the digest of a window the partition's detectors closed,
+// unless a set written before the resumption has it (the first written
+// wins, as for findings).
+func (p *partition) digest(d *detect.Digest) error {
+	n := p.judged[d.WindowStartNs]
+	p.judged[d.WindowStartNs]++
+	id := fmt.Sprintf("%s-p%d-w%d-%d", p.c.cfg.Topic, p.id, d.WindowStartNs, n)
+	if p.prior.has(id) {
+		p.c.st.Repeated++
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := p.ds.WriteDigest(&schemas.WindowDigest{DigestID: id, WindowStartNs: d.WindowStartNs, Digest: string(b)}); err != nil {
+		return err
+	}
+	p.digests++
+	p.c.st.Digests++
+	return nil
 }
 
 // Finding implements analyzer.Output.

@@ -30,4 +30,11 @@
 // A Names delivery holds copies of DNS responses whose flows live in
 // other partitions; its rows go to the engine's ObserveDNS, so IP-block
 // collateral names do not depend on which partition the resolver is in.
+//
+// The cross-address detectors (ip_blocking, throttling) compare an
+// address with the others of its window, which live in other partitions:
+// a partition's engine writes a digest of each window it closes (the
+// digests dataset, in the same sets, with ids as findings have) instead
+// of their findings, and detect.Aggregate over every partition's digests
+// (tamperscope aggregate) makes them.
 package partitioned

@@ -12,7 +12,7 @@ import (
 
 // index is what a resumed partition knows of the rows it wrote before.
 type index struct {
-	ids   map[string]struct{}      // flow and finding ids
+	ids   map[string]struct{}      // flow, finding and digest ids
 	spans map[endpoints][]flowSpan // flows by their endpoints
 }
 
@@ -80,6 +80,12 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 	if err == nil {
 		err = sink.ReadRecords(root, "findings", pick, func(f *schemas.Finding) error {
 			x.ids[f.FindingID] = struct{}{}
+			return nil
+		})
+	}
+	if err == nil {
+		err = sink.ReadRecords(root, "digests", pick, func(d *schemas.WindowDigest) error {
+			x.ids[d.DigestID] = struct{}{}
 			return nil
 		})
 	}

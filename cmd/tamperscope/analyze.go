@@ -164,7 +164,7 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 		}
 		cs := cons.Stats()
 		met.publish(cs.Engine, nil, func(s *metrics.Snapshot) {
-			s.ParquetRows = map[string]uint64{"flows": cs.Flows, "findings": cs.Findings}
+			s.ParquetRows = map[string]uint64{"flows": cs.Flows, "findings": cs.Findings, "digests": cs.Digests}
 			s.ConsumerLag = map[string]int64{}
 			for p, l := range sub.Lag() {
 				s.ConsumerLag[strconv.Itoa(p)] = l
@@ -220,11 +220,14 @@ func (f committerFunc) Commit(partition int, offset int64) error { return f(part
 func printAnalyzeSummary(cfg analyzeConfig, cons *partitioned.Consumer, sub *kafka.Subscriber, start time.Time, stdout io.Writer) {
 	cs, ss := cons.Stats(), sub.Stats()
 	slog.Info("analyze ended", "messages", cs.Messages, "packets", cs.Packets, "flows", cs.Flows, "findings", cs.Findings,
-		"repeated", cs.Repeated, "tails", cs.Tails, "sets", cs.Sets, "commits", cs.Commits, "corrupt", ss.Corrupt, "dead_lettered", ss.DeadLettered)
+		"digests", cs.Digests, "repeated", cs.Repeated, "tails", cs.Tails, "sets", cs.Sets, "commits", cs.Commits, "corrupt", ss.Corrupt, "dead_lettered", ss.DeadLettered)
 	if cfg.quiet {
 		return
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "%d packets in %d messages from %s in %.2fs (%.2f Mpkt/s); %d flows, %d findings written (%d repeats and %d flow tails of an earlier run skipped); %d corrupt messages dead-lettered\n",
-		cs.Packets, cs.Messages, cfg.kafka.topic, el.Seconds(), float64(cs.Packets)/el.Seconds()/1e6, cs.Flows, cs.Findings, cs.Repeated, cs.Tails, ss.DeadLettered)
+	fmt.Fprintf(stdout, "%d packets in %d messages from %s in %.2fs (%.2f Mpkt/s); %d flows, %d findings, %d window digests written (%d repeats and %d flow tails of an earlier run skipped); %d corrupt messages dead-lettered\n",
+		cs.Packets, cs.Messages, cfg.kafka.topic, el.Seconds(), float64(cs.Packets)/el.Seconds()/1e6, cs.Flows, cs.Findings, cs.Digests, cs.Repeated, cs.Tails, ss.DeadLettered)
+	if cs.Digests > 0 {
+		fmt.Fprintf(stdout, "ip_blocking and throttling compare addresses of every partition: run tamperscope aggregate %s once the analyzers of the group have passed the windows\n", cfg.out)
+	}
 }

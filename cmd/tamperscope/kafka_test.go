@@ -172,31 +172,13 @@ func inProcess(t *testing.T, files []string) dataset {
 	return readDataset(t, dir)
 }
 
-// partitionIndependent keeps the findings whose inputs all come from one
-// server address (docs/kafka.md, "What differs from one process").
-func partitionIndependent(fs []schemas.Finding) []schemas.Finding {
-	var out []schemas.Finding
-	for _, f := range fs {
-		if !crossAddress[f.Kind] {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
+// crossAddress are the finding kinds analyze leaves to aggregate.
 var crossAddress = map[string]bool{schemas.KindThrottling: true, schemas.KindIPBlocking: true}
 
-// collateral maps the target of each ip_blocking finding to its
-// collateral names. They come from ClientHellos to the target and from
-// DNS answers, which reach every partition (transport/kafka copies them),
-// so they do not depend on partitioning even where the finding's
-// confidence does.
-func collateral(fs []schemas.Finding) map[string][]string {
-	out := map[string][]string{}
+func kindsOf(fs []schemas.Finding) map[string]int {
+	out := map[string]int{}
 	for _, f := range fs {
-		if f.Kind == schemas.KindIPBlocking {
-			out[f.TargetIP] = f.Collateral
-		}
+		out[f.Kind]++
 	}
 	return out
 }
@@ -213,8 +195,8 @@ func TestKafkaEquivalence(t *testing.T) {
 	addr := kafkaAddr(t)
 	files := labCaptures(t)
 	want := inProcess(t, files)
-	if len(want.flows) == 0 || len(want.findings) == 0 {
-		t.Fatalf("reference run has %d flows and %d findings: not a useful comparison", len(want.flows), len(want.findings))
+	if k := kindsOf(want.findings); len(want.flows) == 0 || k[schemas.KindIPBlocking] == 0 || k[schemas.KindThrottling] == 0 {
+		t.Fatalf("reference run has %d flows and findings %v: no cross-address kind to compare", len(want.flows), k)
 	}
 	topic := uniqueTopic("equiv")
 	runBin(t, append([]string{"replay", "--quiet", "--kafka", addr, "--topic", topic, "--partitions", "4"}, files...)...)
@@ -231,17 +213,19 @@ func TestKafkaEquivalence(t *testing.T) {
 			}
 			got := readDataset(t, out)
 			compareFlows(t, want, got)
-			if diff := cmp.Diff(partitionIndependent(want.findings), partitionIndependent(got.findings)); diff != "" {
-				t.Errorf("findings differ from the in-process run (-in-process +kafka):\n%s", diff)
-			}
-			wantC, gotC := collateral(want.findings), collateral(got.findings)
-			if len(gotC) == 0 {
-				t.Fatalf("no ip_blocking finding through Kafka (%d in process): nothing to compare collateral of", len(wantC))
-			}
-			for target, names := range gotC {
-				if diff := cmp.Diff(wantC[target], names, cmpopts.EquateEmpty()); diff != "" {
-					t.Errorf("collateral of the ip_blocking finding on %s differs (-in-process +kafka):\n%s", target, diff)
+			for _, f := range got.findings {
+				if crossAddress[f.Kind] {
+					t.Errorf("analyze wrote a %s finding itself; cross-address kinds come from aggregate", f.Kind)
 				}
+			}
+			// Twice: a second run replaces the first one's findings.
+			for range 2 {
+				runBin(t, "aggregate", "--quiet", out)
+			}
+			got = readDataset(t, out)
+			noDuplicates(t, got)
+			if diff := cmp.Diff(want.findings, got.findings); diff != "" {
+				t.Errorf("findings differ from the in-process run (-in-process +kafka and aggregate):\n%s", diff)
 			}
 		})
 	}
@@ -292,6 +276,23 @@ func TestKafkaAnalyzerKilled(t *testing.T) {
 	// A flow idle past its timeout when the stream ends is "idle" or "eof"
 	// depending on when its engine last swept (docs/kafka.md).
 	compareFlows(t, want, got, cmpopts.IgnoreFields(schemas.FlowRecord{}, "EndReason"))
+	// Digests written before the kill are not written again: one per
+	// window and partition, so aggregate's findings are not repeated.
+	runBin(t, "aggregate", "--quiet", out)
+	noDuplicates(t, readDataset(t, out))
+	ids := map[string]bool{}
+	if err := sink.ReadRecords(out, "digests", nil, func(d *schemas.WindowDigest) error {
+		if ids[d.DigestID] {
+			t.Errorf("digest %s written twice", d.DigestID)
+		}
+		ids[d.DigestID] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) == 0 {
+		t.Error("no window digest written")
+	}
 }
 
 // TestKafkaDeadLetter sends a message that does not decode between good

@@ -42,6 +42,7 @@ func commands() []command {
 		{"batch", "re-run the detectors over an archived packets/ dataset: flows, findings, datasets", runBatch},
 		{"capture", "capture live on an interface (eBPF, AF_PACKET fallback): flows, findings, datasets", runCapture},
 		{"analyze", "consume packets from Kafka in a consumer group: flows, findings, datasets", runAnalyze},
+		{"aggregate", "run the cross-address detectors (ip_blocking, throttling) over the window digests of analyze", runAggregate},
 		{"report", "render a dataset directory as one self-contained HTML report", runReport},
 		{"lab", "run the censor lab: scenarios in network namespaces, captures and ground truth (root)", runLab},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {

@@ -20,6 +20,7 @@ func TestDescribe(t *testing.T) {
 		Flows:    schemas.FlowRecord{},
 		Findings: schemas.Finding{},
 		Packets:  schemas.PacketMeta{},
+		Digests:  schemas.WindowDigest{},
 	}
 	timeSeen := map[string]bool{}
 	for _, tb := range Describe() {

@@ -24,6 +24,7 @@ const (
 	Flows    = "flows"
 	Findings = "findings"
 	Packets  = "packets"
+	Digests  = "digests"
 )
 
 // colKind says how a column's bytes are read from a record.
@@ -71,12 +72,14 @@ var (
 	flowTable    = mustTable(Flows, reflect.TypeFor[schemas.FlowRecord](), schemas.FlowRecordVersion)
 	findingTable = mustTable(Findings, reflect.TypeFor[schemas.Finding](), schemas.FindingVersion)
 	packetTable  = mustTable(Packets, reflect.TypeFor[schemas.PacketMeta](), schemas.PacketMetaVersion)
+	digestTable  = mustTable(Digests, reflect.TypeFor[schemas.WindowDigest](), schemas.DigestVersion)
 )
 
 // Describe returns the tables of every dataset, in the order flows,
-// findings, packets. The result is shared: callers must not modify it.
+// findings, packets, digests. The result is shared: callers must not
+// modify it.
 func Describe() []*Table {
-	return []*Table{flowTable, findingTable, packetTable}
+	return []*Table{flowTable, findingTable, packetTable, digestTable}
 }
 
 // TableOf returns the table of record type T.
@@ -87,6 +90,8 @@ func TableOf[T Record]() *Table {
 		return flowTable
 	case schemas.Finding:
 		return findingTable
+	case schemas.WindowDigest:
+		return digestTable
 	default:
 		return packetTable
 	}
@@ -94,7 +99,7 @@ func TableOf[T Record]() *Table {
 
 // Record is the set of record types that have a dataset.
 type Record interface {
-	schemas.FlowRecord | schemas.Finding | schemas.PacketMeta
+	schemas.FlowRecord | schemas.Finding | schemas.PacketMeta | schemas.WindowDigest
 }
 
 // mustTable panics because the records are fixed at compile time: a record

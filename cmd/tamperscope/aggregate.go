@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tamperscope/tamperscope/analyzer/detect"
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
+)
+
+const aggregateExamples = `  tamperscope analyze --kafka 127.0.0.1:9092 --group analyzers --out datasets/ --idle-exit 30s
+  tamperscope aggregate datasets/
+  tamperscope aggregate --format json datasets/ | jq 'select(.kind == "ip_blocking")'
+`
+
+// aggregateSet names the findings files aggregate writes: one set, which
+// each run replaces.
+const aggregateSet = "aggregate"
+
+type aggregateConfig struct {
+	root   string
+	format string
+	quiet  bool
+}
+
+func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg aggregateConfig
+	fs := newFlagSet("aggregate", "aggregate [flags] DIR", aggregateExamples, stderr)
+	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table) or json (findings as JSON lines)")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() != 1:
+		return usageError{errors.New("want exactly one dataset directory (the --out of tamperscope analyze)")}
+	case cfg.format != "table" && cfg.format != "json":
+		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
+	}
+	cfg.root = fs.Arg(0)
+	return aggregate(ctx, cfg, stdout)
+}
+
+// aggregate runs the cross-address detectors (ip_blocking, throttling)
+// over the window digests every partition's analyzer wrote under
+// cfg.root, and writes their findings to its findings/ dataset as the set
+// "aggregate", replacing those of an earlier run.
+func aggregate(ctx context.Context, cfg aggregateConfig, stdout io.Writer) error {
+	if st, err := os.Stat(cfg.root); err != nil || !st.IsDir() {
+		return fmt.Errorf("aggregate: %s is not a dataset directory", cfg.root)
+	}
+	var digests []*detect.Digest
+	seen := map[string]bool{}
+	err := sink.ReadRecords(cfg.root, "digests", nil, func(r *schemas.WindowDigest) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if seen[r.DigestID] {
+			return nil // a set re-committed under another name after a crash
+		}
+		seen[r.DigestID] = true
+		d := &detect.Digest{}
+		if err := json.Unmarshal([]byte(r.Digest), d); err != nil {
+			return fmt.Errorf("window digest %s: %w", r.DigestID, err)
+		}
+		digests = append(digests, d)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("aggregate: read digests: %w", err)
+	}
+	if len(digests) == 0 {
+		return fmt.Errorf("aggregate: no window digests under %s: they are written by tamperscope analyze (replay, batch and capture judge every window themselves)",
+			filepath.Join(cfg.root, "digests"))
+	}
+	out, err := newOutput(stdout, cfg.format, cfg.root, aggregateSet)
+	if err != nil {
+		return err
+	}
+	var werr error
+	detect.Aggregate(detect.Config{}, digests, func(f *schemas.Finding) {
+		if werr == nil {
+			werr = out.Finding(f)
+		}
+	})
+	if werr != nil {
+		return errors.Join(fmt.Errorf("aggregate: write findings: %w", werr), out.ds.Abort())
+	}
+	published, err := out.ds.Commit(aggregateSet)
+	if err != nil {
+		return errors.Join(fmt.Errorf("aggregate: commit findings: %w", err), out.ds.Abort())
+	}
+	if err := out.ds.Close(); err != nil {
+		return fmt.Errorf("aggregate: %w", err)
+	}
+	if err := removeStale(cfg.root, published); err != nil {
+		return fmt.Errorf("aggregate: %w", err)
+	}
+	if !cfg.quiet && !out.json {
+		printFindings(stdout, out.findings)
+		fmt.Fprintf(stdout, "%d window digests of %s judged; %d findings in %s\n",
+			len(digests), cfg.root, len(out.findings), filepath.Join(cfg.root, "findings"))
+	}
+	return nil
+}
+
+// removeStale deletes the findings files of an earlier aggregate run that
+// this one did not replace (hours where the findings are gone). The new
+// set is published first, so a crash in between leaves both, never none.
+func removeStale(root string, published []string) error {
+	paths, err := sink.CommittedFiles(root, "findings")
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if isAggregateFile(filepath.Base(p)) && !slices.Contains(published, p) {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isAggregateFile: part-aggregate-<k>.parquet, and not the set of a topic
+// named aggregate (part-aggregate-p<partition>-...).
+func isAggregateFile(name string) bool {
+	k, ok := strings.CutPrefix(name, "part-"+aggregateSet+"-")
+	k, ok2 := strings.CutSuffix(k, ".parquet")
+	_, err := strconv.ParseUint(k, 10, 32)
+	return ok && ok2 && err == nil
+}
