@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,12 +30,7 @@ func TestAggregateRefusals(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-		msg  string
-	}{
+	checkExits(t, []exitCase{
 		{"no directory", []string{"aggregate"}, exitUsage, "exactly one dataset directory"},
 		{"bad format", []string{"aggregate", "--format", "xml", replayed}, exitUsage, "--format"},
 		{"missing directory", []string{"aggregate", filepath.Join(dir, "nope")}, exitFailure, "not a dataset directory"},
@@ -44,14 +38,7 @@ func TestAggregateRefusals(t *testing.T) {
 		// replay judges every window itself and writes no digests.
 		{"replay output", []string{"aggregate", replayed}, exitFailure, "no window digests"},
 		{"corrupt digest", []string{"aggregate", corrupt}, exitFailure, "window digest t-p0-w0"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := run(t, tc.args...)
-			if code != tc.code || !bytes.Contains(stderr, []byte(tc.msg)) {
-				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tc.code, tc.msg)
-			}
-		})
-	}
+	})
 }
 
 // TestIsAggregateFile: a rerun removes its own stale files, never the

@@ -49,19 +49,27 @@ func TestReplayExitCodes(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not a capture at all"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-		msg  string
-	}{
+	checkExits(t, []exitCase{
 		{"truncated tail", []string{"replay", "--quiet", cut}, exitPartial, "cut.pcap"},
 		{"not a capture", []string{"replay", junk}, exitFailure, "junk.pcap"},
 		{"one good, one bad", []string{"replay", "--quiet", labCapture, junk}, exitPartial, "junk.pcap"},
 		{"missing file", []string{"replay", filepath.Join(dir, "nope.pcap")}, exitFailure, "nope.pcap"},
 		{"no files", []string{"replay"}, exitUsage, "no capture files"},
 		{"bad format", []string{"replay", "--format", "xml", labCapture}, exitUsage, "--format"},
-	} {
+	})
+}
+
+// exitCase is a command line, its exit code and a word its stderr has.
+type exitCase struct {
+	name string
+	args []string
+	code int
+	msg  string
+}
+
+func checkExits(t *testing.T, cases []exitCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := run(t, tc.args...)
 			if code != tc.code || !bytes.Contains(stderr, []byte(tc.msg)) {
