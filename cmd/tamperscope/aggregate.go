@@ -1,24 +1,29 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport/kafka"
 )
 
 const aggregateExamples = `  tamperscope analyze --kafka 127.0.0.1:9092 --group analyzers --out datasets/ --idle-exit 30s
   tamperscope aggregate datasets/
+  tamperscope aggregate --kafka 127.0.0.1:9092 datasets/     # and produce new findings to tamperscope.packets.findings
   tamperscope aggregate --format json datasets/ | jq 'select(.kind == "ip_blocking")'
 `
 
@@ -27,9 +32,11 @@ const aggregateExamples = `  tamperscope analyze --kafka 127.0.0.1:9092 --group 
 const aggregateSet = "aggregate"
 
 type aggregateConfig struct {
-	root   string
-	format string
-	quiet  bool
+	root          string
+	format        string
+	quiet         bool
+	kafka         kafkaFlags
+	findingsTopic string
 }
 
 func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -37,24 +44,40 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("aggregate", "aggregate [flags] DIR", aggregateExamples, stderr)
 	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table) or json (findings as JSON lines)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
+	cfg.kafka.register(fs, false)
+	fs.StringVar(&cfg.findingsTopic, "findings-topic", "", "with --kafka, produce the findings that are new or changed since the last run to `TOPIC` (default <topic>.findings, as analyze)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	var sec *kafka.Security
+	if cfg.kafka.enabled() {
+		s, err := cfg.kafka.security()
+		if err != nil {
+			return usageError{err}
+		}
+		sec = &s
+		if cfg.findingsTopic == "" {
+			cfg.findingsTopic = cfg.kafka.topic + ".findings"
+		}
+	}
 	switch {
+	case !cfg.kafka.enabled() && cfg.findingsTopic != "":
+		return usageError{errors.New("--findings-topic needs --kafka")}
 	case fs.NArg() != 1:
 		return usageError{errors.New("want exactly one dataset directory (the --out of tamperscope analyze)")}
 	case cfg.format != "table" && cfg.format != "json":
 		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
 	}
 	cfg.root = fs.Arg(0)
-	return aggregate(ctx, cfg, stdout)
+	return aggregate(ctx, cfg, sec, stdout)
 }
 
 // aggregate runs the cross-address detectors (ip_blocking, throttling)
 // over the window digests every partition's analyzer wrote under
 // cfg.root, and writes their findings to its findings/ dataset as the set
-// "aggregate", replacing those of an earlier run.
-func aggregate(ctx context.Context, cfg aggregateConfig, stdout io.Writer) error {
+// "aggregate", replacing those of an earlier run. With sec, the findings
+// not in that earlier run, or changed, go to the findings topic first.
+func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, stdout io.Writer) error {
 	if st, err := os.Stat(cfg.root); err != nil || !st.IsDir() {
 		return fmt.Errorf("aggregate: %s is not a dataset directory", cfg.root)
 	}
@@ -82,6 +105,15 @@ func aggregate(ctx context.Context, cfg aggregateConfig, stdout io.Writer) error
 		return fmt.Errorf("aggregate: no window digests under %s: they are written by tamperscope analyze (replay, batch and capture judge every window themselves)",
 			filepath.Join(cfg.root, "digests"))
 	}
+	prev := map[string][]byte{}
+	err = sink.ReadRecords(cfg.root, "findings", func(p string) bool { return isAggregateFile(filepath.Base(p)) }, func(f *schemas.Finding) error {
+		b, err := json.Marshal(f)
+		prev[f.FindingID] = b
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("aggregate: read the findings of the last run: %w", err)
+	}
 	out, err := newOutput(stdout, cfg.format, cfg.root, aggregateSet)
 	if err != nil {
 		return err
@@ -92,8 +124,11 @@ func aggregate(ctx context.Context, cfg aggregateConfig, stdout io.Writer) error
 			werr = out.Finding(f)
 		}
 	})
+	if werr == nil && sec != nil {
+		werr = publishNew(ctx, cfg, *sec, out.findings, prev)
+	}
 	if werr != nil {
-		return errors.Join(fmt.Errorf("aggregate: write findings: %w", werr), out.ds.Abort())
+		return errors.Join(fmt.Errorf("aggregate: %w", werr), out.ds.Abort())
 	}
 	published, err := out.ds.Commit(aggregateSet)
 	if err != nil {
@@ -110,6 +145,40 @@ func aggregate(ctx context.Context, cfg aggregateConfig, stdout io.Writer) error
 		fmt.Fprintf(stdout, "%d window digests of %s judged; %d findings in %s\n",
 			len(digests), cfg.root, len(out.findings), filepath.Join(cfg.root, "findings"))
 	}
+	return nil
+}
+
+// publishNew produces the findings whose id the last run did not have, or
+// had with other values, to the findings topic, creating it when missing.
+func publishNew(ctx context.Context, cfg aggregateConfig, sec kafka.Security, fs []schemas.Finding, prev map[string][]byte) error {
+	var fresh []schemas.Finding
+	for i := range fs {
+		b, err := json.Marshal(&fs[i])
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(prev[fs[i].FindingID], b) {
+			fresh = append(fresh, fs[i])
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	brokers := cfg.kafka.brokerList()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := kafka.CreateTopic(cctx, brokers, sec, cfg.findingsTopic, 1); err != nil {
+		return err
+	}
+	w, err := kafka.NewRecordWriter(brokers, sec, cfg.findingsTopic, nil)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := publishFindings(ctx, w, fresh); err != nil {
+		return fmt.Errorf("produce findings to %s: %w", cfg.findingsTopic, err)
+	}
+	slog.Info("aggregate: findings produced", "topic", cfg.findingsTopic, "new_or_changed", len(fresh), "unchanged", len(fs)-len(fresh))
 	return nil
 }
 

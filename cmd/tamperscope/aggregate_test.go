@@ -33,6 +33,7 @@ func TestAggregateRefusals(t *testing.T) {
 	checkExits(t, []exitCase{
 		{"no directory", []string{"aggregate"}, exitUsage, "exactly one dataset directory"},
 		{"bad format", []string{"aggregate", "--format", "xml", replayed}, exitUsage, "--format"},
+		{"findings topic without Kafka", []string{"aggregate", "--findings-topic", "f", replayed}, exitUsage, "needs --kafka"},
 		{"missing directory", []string{"aggregate", filepath.Join(dir, "nope")}, exitFailure, "not a dataset directory"},
 		{"a file", []string{"aggregate", file}, exitFailure, "not a dataset directory"},
 		// replay judges every window itself and writes no digests.

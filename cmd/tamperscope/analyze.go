@@ -97,21 +97,7 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 			return err
 		}
 		defer fw.Close()
-		publish = func(_ int, fs []schemas.Finding) error {
-			recs := make([]kafka.Record, len(fs))
-			for i := range fs {
-				v, err := json.Marshal(&fs[i])
-				if err != nil {
-					return fmt.Errorf("encode finding: %w", err)
-				}
-				recs[i] = kafka.Record{Key: []byte(fs[i].TargetIP), Value: v}
-			}
-			// Findings are published before their set is committed; a
-			// signal must not cut that short.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			return fw.Write(wctx, recs...)
-		}
+		publish = func(_ int, fs []schemas.Finding) error { return publishFindings(ctx, fw, fs) }
 	}
 	dc, err := json.Marshal(detect.Config{}.Effective())
 	if err != nil {

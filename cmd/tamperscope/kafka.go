@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport/kafka"
 )
 
@@ -120,6 +122,23 @@ func newKafkaPublisher(ctx context.Context, k *kafkaFlags, block bool) (*kafka.P
 	}
 	slog.Info("kafka publisher ready", "topic", k.topic)
 	return pub, nil
+}
+
+// publishFindings produces findings as JSON, keyed by target IP, and
+// returns once the broker has them. Findings are published before the
+// files holding them are committed, so a signal does not cut it short.
+func publishFindings(ctx context.Context, w *kafka.RecordWriter, fs []schemas.Finding) error {
+	recs := make([]kafka.Record, len(fs))
+	for i := range fs {
+		v, err := json.Marshal(&fs[i])
+		if err != nil {
+			return fmt.Errorf("encode finding: %w", err)
+		}
+		recs[i] = kafka.Record{Key: []byte(fs[i].TargetIP), Value: v}
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return w.Write(wctx, recs...)
 }
 
 // closePublisher closes pub and logs what it delivered.

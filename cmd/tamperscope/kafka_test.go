@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -218,17 +219,59 @@ func TestKafkaEquivalence(t *testing.T) {
 					t.Errorf("analyze wrote a %s finding itself; cross-address kinds come from aggregate", f.Kind)
 				}
 			}
-			// Twice: a second run replaces the first one's findings.
+			// Twice: a second run replaces the first one's findings, and
+			// produces none of them to the findings topic again.
+			findingsTopic := uniqueTopic("findings")
 			for range 2 {
-				runBin(t, "aggregate", "--quiet", out)
+				runBin(t, "aggregate", "--quiet", "--kafka", addr, "--findings-topic", findingsTopic, out)
 			}
 			got = readDataset(t, out)
 			noDuplicates(t, got)
 			if diff := cmp.Diff(want.findings, got.findings); diff != "" {
 				t.Errorf("findings differ from the in-process run (-in-process +kafka and aggregate):\n%s", diff)
 			}
+			var cross []string
+			for _, f := range want.findings {
+				if crossAddress[f.Kind] {
+					cross = append(cross, f.FindingID)
+				}
+			}
+			if diff := cmp.Diff(cross, topicFindingIDs(t, addr, findingsTopic, len(cross))); diff != "" {
+				t.Errorf("findings topic of aggregate (-want +got):\n%s", diff)
+			}
 		})
 	}
+}
+
+// topicFindingIDs reads the findings ids of a one-partition topic, sorted:
+// n of them, and then nothing more for 2 s.
+func topicFindingIDs(t *testing.T, addr, topic string, n int) []string {
+	t.Helper()
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: 0})
+	defer r.Close()
+	var ids []string
+	for {
+		wait := time.Minute
+		if len(ids) >= n {
+			wait = 2 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			if len(ids) < n {
+				t.Fatalf("read %s after %d of %d findings: %v", topic, len(ids), n, err)
+			}
+			break
+		}
+		var f schemas.Finding
+		if err := json.Unmarshal(m.Value, &f); err != nil {
+			t.Fatalf("finding on %s: %v", topic, err)
+		}
+		ids = append(ids, f.FindingID)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // waitFor polls cond until it holds or d passes.
