@@ -28,6 +28,7 @@ type input struct {
 	err  error  // first error from r, io.EOF at the end of the stream
 
 	mapped   []byte // the whole file, when mapped
+	pf       int64  // stream bytes before this offset have been prefetched
 	released int64  // mapped bytes before this offset are released
 	pager    *pager // faults the mapping in ahead
 }
@@ -83,14 +84,24 @@ func (in *input) fill(n int) error {
 }
 
 // prefetch starts loading the buffered bytes from n on, where the next
-// record's headers are, into the CPU cache while the caller works on the
-// current record: in a mapping larger than the cache every record would
-// otherwise begin with a wait on memory.
+// records are, into the CPU cache while the caller works on the current
+// record: in a mapping larger than the cache every record would otherwise
+// begin with a wait on memory. It keeps prefetchAhead bytes in flight, all
+// of them: where the next records start is only known by reading them.
 func (in *input) prefetch(n int) {
-	if n < len(in.rest) {
-		prefetch.Lines(unsafe.Pointer(&in.rest[n]), 3)
+	next := in.off + int64(n)
+	lo := max(in.pf, next)
+	hi := min(next+prefetchAhead, in.off+int64(len(in.rest)))
+	if k := (hi - lo + 63) / 64; k > 0 {
+		prefetch.Lines(unsafe.Pointer(&in.rest[lo-in.off]), int(k))
+		in.pf = lo + k*64
 	}
 }
+
+// prefetchAhead is how far prefetch reaches: a few records, enough to
+// cover a miss to memory; further, the lines crowd out the analyzer's.
+// Measured on the bench capture, 2 to 16 KiB all take ~6 % off replay.
+const prefetchAhead = 4 << 10
 
 // buffered reports how many unread bytes are buffered, which at the end of
 // the stream is how far a truncated record reaches.
