@@ -69,7 +69,7 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 	var st packetread.Stats
 	var readErr error
 	var fileErrs []error
-	err = analyze(ctx, func(pub transport.Publisher) {
+	err = analyze(ctx, fileDepth, func(pub transport.Publisher) {
 		st, readErr = packetread.Run(ctx, cfg.packets, pub, packetread.Config{
 			Vantage: cfg.vantage,
 			OnError: func(err error) {

@@ -162,7 +162,7 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 	}
 	var summary string
 	var capErr error
-	procErr := analyze(ctx, func(pub transport.Publisher) {
+	procErr := analyze(ctx, liveDepth, func(pub transport.Publisher) {
 		summary, capErr = runSource(ctx, cfg, pub, func() uint64 { return out.flowCount() }, &counts)
 	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, func() { met.tick(eng, out.ds) }, func() {})
 	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", len(out.findings))
