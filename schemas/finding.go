@@ -15,7 +15,7 @@ const (
 // tamperscope believes it.
 type Finding struct {
 	FindingID string `json:"finding_id" doc:"stable identifier: hash of kind, target and window"`
-	Vantage   string `json:"vantage" doc:"vantage identifier"`
+	Vantage   string `json:"vantage" doc:"vantage whose flows the finding is about: each vantage's flows are judged apart"`
 	Kind      string `json:"kind" doc:"sni_rst_injection, sni_blackhole, ip_blocking, throttling, residual_block, quic_blocking, tls_interception"`
 	Verdict   string `json:"verdict" doc:"confirmed, likely, insufficient_evidence, or path_limited (throttling of a path slow for everyone)"`
 

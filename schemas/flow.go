@@ -6,7 +6,7 @@ package schemas
 // docs/datasets.md). All times come from packet timestamps.
 type FlowRecord struct {
 	FlowID  string `json:"flow_id" doc:"stable flow identifier: hash of the 5-tuple and start time"`
-	Vantage string `json:"vantage" doc:"vantage identifier"`
+	Vantage string `json:"vantage" doc:"vantage identifier of the flow's first packet"`
 	StartNs int64  `json:"start_ns" doc:"first packet, ns since the Unix epoch"`
 	EndNs   int64  `json:"end_ns" doc:"last packet, ns since the Unix epoch"`
 

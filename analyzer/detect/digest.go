@@ -67,6 +67,7 @@ func (f *Facts) merge(o *Facts) {
 // datasets store.
 type Digest struct {
 	WindowStartNs int64            `json:"window_start_ns"`
+	Vantage       string           `json:"vantage,omitempty"`
 	Facts         Facts            `json:"facts"`
 	Addresses     []PendingAddress `json:"addresses,omitempty"`
 }
@@ -113,15 +114,16 @@ func (s *Set) DeferCrossAddress(fn func(*Digest)) { s.deferTo = fn }
 // judgement) included; a digest must not be given twice.
 func Aggregate(cfg Config, digests []*Digest, emit func(*schemas.Finding)) {
 	cfg = cfg.withDefaults()
-	byWin := map[int64][]*Digest{}
+	byWin := map[winKey][]*Digest{}
 	for _, d := range digests {
-		byWin[d.WindowStartNs] = append(byWin[d.WindowStartNs], d)
+		k := winKey{d.WindowStartNs, d.Vantage}
+		byWin[k] = append(byWin[k], d)
 	}
-	for _, start := range slices.Sorted(maps.Keys(byWin)) {
+	for _, k := range slices.SortedFunc(maps.Keys(byWin), winKey.compare) {
 		facts := Facts{OKNames: map[string][]string{}, Rates: map[string][]float64{}}
-		w := &window{startNs: start, endNs: start + int64(cfg.Window), byIP: map[string][]*summary{}}
+		w := &window{startNs: k.start, endNs: k.start + int64(cfg.Window), vantage: k.vantage, byIP: map[string][]*summary{}}
 		collateral := map[string][]string{}
-		for _, d := range byWin[start] {
+		for _, d := range byWin[k] {
 			facts.merge(&d.Facts)
 			for _, a := range d.Addresses {
 				w.byIP[a.IP] = append(w.byIP[a.IP], a.Flows...)
@@ -146,6 +148,7 @@ func Aggregate(cfg Config, digests []*Digest, emit func(*schemas.Finding)) {
 // summaryJSON is a summary's stored form in a Digest.
 type summaryJSON struct {
 	ID         string   `json:"id"`
+	Vantage    string   `json:"vantage,omitempty"`
 	StartNs    int64    `json:"start_ns"`
 	EndNs      int64    `json:"end_ns"`
 	Proto      string   `json:"proto,omitempty"`
@@ -171,7 +174,7 @@ type summaryJSON struct {
 
 func (s *summary) MarshalJSON() ([]byte, error) {
 	return json.Marshal(summaryJSON{
-		ID: s.id, StartNs: s.startNs, EndNs: s.endNs, Proto: s.proto, ServerIP: s.serverIP, ServerPort: s.serverPort,
+		ID: s.id, Vantage: s.vantage, StartNs: s.startNs, EndNs: s.endNs, Proto: s.proto, ServerIP: s.serverIP, ServerPort: s.serverPort,
 		Name: s.name, Trigger: s.trigger, Outcome: s.outcome, Stage: s.stage, Injection: s.injection, Fp: s.fp,
 		Evidence: s.evidence, Issuer: s.issuer, Bytes: s.bytes, RateBps: s.rateBps, Retrans: s.retrans,
 		DataNs: s.dataNs, AvgSeg: s.avgSeg, SynSeen: s.synSeen, BothWays: s.bothWays, SrvRST: s.srvRST,
@@ -184,7 +187,7 @@ func (s *summary) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*s = summary{
-		id: v.ID, startNs: v.StartNs, endNs: v.EndNs, proto: v.Proto, serverIP: v.ServerIP, serverPort: v.ServerPort,
+		id: v.ID, vantage: v.Vantage, startNs: v.StartNs, endNs: v.EndNs, proto: v.Proto, serverIP: v.ServerIP, serverPort: v.ServerPort,
 		name: v.Name, trigger: v.Trigger, outcome: v.Outcome, stage: v.Stage, injection: v.Injection, fp: v.Fp,
 		evidence: v.Evidence, issuer: v.Issuer, bytes: v.Bytes, rateBps: v.RateBps, retrans: v.Retrans,
 		dataNs: v.DataNs, avgSeg: v.AvgSeg, synSeen: v.SynSeen, bothWays: v.BothWays, srvRST: v.SrvRST,

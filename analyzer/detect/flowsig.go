@@ -35,7 +35,7 @@ const burstNs = 2_000_000_000
 // classify fills the outcome, stage, signature and reset evidence of r
 // from st. nowNs is the latest packet time seen anywhere, so a flow whose
 // silence reached the end of the capture is judged against that.
-func classify(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64, ttlBase func(ip string) (uint8, bool)) {
+func classify(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64, ttlBase func(vantage, ip string) (uint8, bool)) {
 	switch st.Proto {
 	case schemas.ProtoTCP:
 		classifyTCP(cfg, st, r, nowNs, ttlBase)
@@ -67,7 +67,7 @@ func classifyUDP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64
 	}
 }
 
-func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64, ttlBase func(string) (uint8, bool)) {
+func classifyTCP(cfg *Config, st *flow.State, r *schemas.FlowRecord, nowNs int64, ttlBase func(vantage, ip string) (uint8, bool)) {
 	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
 	ev := st.RST // nil: no reset
 	handshake := s.SYNs > 0 && st.HandshakeRTTNs > 0
@@ -220,7 +220,7 @@ func uniq(s []string) []string {
 
 // resetEvidence judges every stored reset against its claimed sender's
 // earlier packets and folds the evidence into r.
-func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase func(string) (uint8, bool)) {
+func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase func(vantage, ip string) (uint8, bool)) {
 	ev := st.RST
 	c, s := &st.Dir[flow.FromClient], &st.Dir[flow.FromServer]
 	var fp fingerprint
@@ -241,7 +241,7 @@ func resetEvidence(cfg *Config, st *flow.State, r *schemas.FlowRecord, ttlBase f
 		// usual TTL from other flows when the reset came first.
 		refTTL, haveRef := pre.LastTTL, pre.Pkts > 0
 		if !haveRef && p.Dir == flow.FromServer {
-			refTTL, haveRef = ttlBase(r.ServerIP)
+			refTTL, haveRef = ttlBase(r.Vantage, r.ServerIP)
 		}
 		if haveRef {
 			d := int16(p.TTL) - int16(refTTL)

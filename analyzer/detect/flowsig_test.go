@@ -71,7 +71,7 @@ func judge(t *testing.T, pkts []schemas.PacketMeta, nowNs int64) schemas.FlowRec
 		ended++
 		r = schemas.FlowRecord{}
 		st.Record(&r)
-		classify(&cfg, st, &r, nowNs, func(string) (uint8, bool) { return 0, false })
+		classify(&cfg, st, &r, nowNs, func(string, string) (uint8, bool) { return 0, false })
 	}})
 	for i := range pkts {
 		tab.Update(&pkts[i])

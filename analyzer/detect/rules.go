@@ -60,7 +60,7 @@ func (s *Set) judge(w *window, emit func(*schemas.Finding)) {
 	j.facts = &facts
 	var d *Digest
 	if s.deferTo != nil {
-		d = &Digest{WindowStartNs: w.startNs, Facts: facts}
+		d = &Digest{WindowStartNs: w.startNs, Vantage: w.vantage, Facts: facts}
 	}
 	for _, ip := range w.ips() {
 		for _, r := range rules {
@@ -102,6 +102,10 @@ func (j *judgement) finding(kind, ip string, port uint16, name string, ex []*sum
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s|%s|%d|%s|%d", kind, ip, port, name, j.win.startNs)
+	if j.win.vantage != "" { // ids of captures without a vantage stay as they were
+		fmt.Fprintf(h, "|%s", j.win.vantage)
+	}
+	f.Vantage = j.win.vantage
 	f.FindingID = fmt.Sprintf("F%016x", h.Sum64())
 	return f
 }

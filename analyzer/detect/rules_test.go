@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -28,22 +29,30 @@ func judgeFlows(t *testing.T, flows []*summary, names map[string][]string) []sch
 		}
 		return s
 	}
-	w := &window{}
-	parts := map[string]*window{}
+	// One window per vantage, as Set.OnFlowEnd makes them; the split
+	// runs one per vantage and address.
+	wins := map[string]*window{}
+	parts := map[[2]string]*window{}
 	for i, f := range flows {
 		f.id = fmt.Sprintf("C%d", i)
 		f.startNs, f.endNs = int64(i)*1e9, int64(i)*1e9+5e8
 		if f.serverPort == 0 {
 			f.serverPort = 443
 		}
-		w.add(f)
-		if parts[f.serverIP] == nil {
-			parts[f.serverIP] = &window{}
+		if wins[f.vantage] == nil {
+			wins[f.vantage] = &window{vantage: f.vantage}
 		}
-		parts[f.serverIP].add(f)
+		wins[f.vantage].add(f)
+		k := [2]string{f.vantage, f.serverIP}
+		if parts[k] == nil {
+			parts[k] = &window{vantage: f.vantage}
+		}
+		parts[k].add(f)
 	}
 	var out []schemas.Finding
-	newSet().judge(w, func(f *schemas.Finding) { out = append(out, *f) })
+	for _, v := range slices.Sorted(maps.Keys(wins)) {
+		newSet().judge(wins[v], func(f *schemas.Finding) { out = append(out, *f) })
+	}
 
 	var split []schemas.Finding
 	var digests []*Digest
@@ -86,6 +95,10 @@ func TestRules(t *testing.T) {
 		return &summary{serverIP: ip, name: name, trigger: "sni", outcome: OutcomeOK, synSeen: true,
 			bytes: 200 << 10, dataNs: 3e9, rateBps: bps, avgSeg: 1448}
 	}
+	at := func(vantage string, s *summary) *summary {
+		s.vantage = vantage
+		return s
+	}
 	tests := []struct {
 		name  string
 		flows []*summary
@@ -127,6 +140,12 @@ func TestRules(t *testing.T) {
 		flows: []*summary{bulk("192.0.2.12", "x.test", 140e3), bulk("192.0.2.12", "y.test", 150e3), bulk("192.0.2.13", "z.test", 20e6)},
 		want:  []string{"throttling/192.0.2.12/"},
 	}, {
+		name: "blocked from one vantage, reachable from another: a block at the first's censor",
+		flows: []*summary{at("kz", synTimeout("192.0.2.20")), at("kz", synTimeout("192.0.2.20")), at("kz", synTimeout("192.0.2.20")),
+			at("nl", ok("192.0.2.20", "a.test")), at("nl", ok("192.0.2.20", "b.test"))},
+		names: map[string][]string{"192.0.2.20": {"a.test", "b.test"}},
+		want:  []string{"ip_blocking/192.0.2.20/@kz"},
+	}, {
 		name: "TLS interception root",
 		flows: []*summary{{serverIP: "192.0.2.11", name: "bank.test", trigger: "sni", outcome: OutcomeOK,
 			issuer: "CN=Security Certificate,O=Qaznet Trust Network"}},
@@ -136,7 +155,11 @@ func TestRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
 			for _, f := range judgeFlows(t, tc.flows, tc.names) {
-				got = append(got, f.Kind+"/"+f.TargetIP+"/"+f.TargetName)
+				at := f.Kind + "/" + f.TargetIP + "/" + f.TargetName
+				if f.Vantage != "" {
+					at += "@" + f.Vantage
+				}
+				got = append(got, at)
 				if f.FindingID == "" || len(f.ExampleFlows) == 0 || f.Evidence == "" || f.Confidence <= 0 || f.Verdict == "" {
 					t.Errorf("%s finding lacks id, examples, evidence, confidence or verdict: %+v", f.Kind, f)
 				}

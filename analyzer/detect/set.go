@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 
@@ -10,14 +11,28 @@ import (
 
 // Set runs the per-flow classifier on every flow that ends and the
 // cross-flow rules on every window of packet time once it has closed.
+// Flows of each vantage are judged apart: what one vantage sees of an
+// address says nothing of another's path to it.
 type Set struct {
 	cfg     Config
 	namesOf func(netip.Addr) []string
-	wins    map[int64]*window
+	wins    map[winKey]*window
 	ipNames map[string]map[string]struct{} // server IP -> names seen in flows
-	ttl     map[string]uint8               // server IP -> TTL of its SYN-ACKs
+	ttl     map[vantageAddr]uint8          // TTL of the server's SYN-ACKs
 	deferTo func(*Digest)                  // DeferCrossAddress
 }
+
+// winKey names a window: its start and the vantage of its flows.
+type winKey struct {
+	start   int64
+	vantage string
+}
+
+func (a winKey) compare(b winKey) int {
+	return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.vantage, b.vantage))
+}
+
+type vantageAddr struct{ vantage, ip string }
 
 // New returns a detector set. namesOf gives the names DNS answers mapped
 // to an address (collateral of IP blocks); it may be nil.
@@ -28,9 +43,9 @@ func New(cfg Config, namesOf func(netip.Addr) []string) *Set {
 	return &Set{
 		cfg:     cfg.withDefaults(),
 		namesOf: namesOf,
-		wins:    map[int64]*window{},
+		wins:    map[winKey]*window{},
 		ipNames: map[string]map[string]struct{}{},
-		ttl:     map[string]uint8{},
+		ttl:     map[vantageAddr]uint8{},
 	}
 }
 
@@ -40,7 +55,7 @@ func New(cfg Config, namesOf func(netip.Addr) []string) *Set {
 func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit func(*schemas.Finding)) {
 	classify(&s.cfg, st, r, nowNs, s.ttlOf)
 	if st.Proto == schemas.ProtoTCP && st.Dir[flow.FromServer].SYNs > 0 && st.Dir[flow.FromServer].Net.Pkts > 0 {
-		s.ttl[r.ServerIP] = st.Dir[flow.FromServer].Net.FirstTTL
+		s.ttl[vantageAddr{r.Vantage, r.ServerIP}] = st.Dir[flow.FromServer].Net.FirstTTL
 	}
 	if a := st.Server.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return // nobody answers a multicast or broadcast "flow": nothing to judge
@@ -57,39 +72,42 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 		}
 	}
 	w := int64(s.cfg.Window)
-	start := r.StartNs - r.StartNs%w
-	win := s.wins[start]
+	k := winKey{r.StartNs - r.StartNs%w, sum.vantage}
+	win := s.wins[k]
 	if win == nil {
-		win = &window{startNs: start, endNs: start + w}
-		s.wins[start] = win
+		win = &window{startNs: k.start, endNs: k.start + w, vantage: k.vantage}
+		s.wins[k] = win
 	}
 	win.add(sum)
 	// A window is judged once no flow starting in it can still be open:
 	// flows live at most a TCP timeout, and residual effects need room.
 	grace := w + int64(s.cfg.ResidualWindow) + int64(flow.Config{}.TCPTimeout)
-	for k, old := range s.wins {
-		if nowNs-k > grace+w {
-			s.judge(old, emit)
-			delete(s.wins, k)
-		}
-	}
+	s.judgeWindows(func(k winKey) bool { return nowNs-k.start > grace+w }, emit)
 }
 
-// Finish judges every remaining window (end of input), oldest first.
+// Finish judges every remaining window (end of input).
 func (s *Set) Finish(nowNs int64, emit func(*schemas.Finding)) {
-	keys := make([]int64, 0, len(s.wins))
+	s.judgeWindows(func(winKey) bool { return true }, emit)
+}
+
+// judgeWindows judges and forgets the windows closed reports, oldest
+// first, vantages in order.
+func (s *Set) judgeWindows(closed func(winKey) bool, emit func(*schemas.Finding)) {
+	var keys []winKey
 	for k := range s.wins {
-		keys = append(keys, k)
+		if closed(k) {
+			keys = append(keys, k)
+		}
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, winKey.compare)
 	for _, k := range keys {
 		s.judge(s.wins[k], emit)
 		delete(s.wins, k)
 	}
 }
 
-func (s *Set) ttlOf(ip string) (uint8, bool) {
-	v, ok := s.ttl[ip]
+func (s *Set) ttlOf(vantage, ip string) (uint8, bool) {
+	v, ok := s.ttl[vantageAddr{vantage, ip}]
 	return v, ok
 }
 

@@ -10,6 +10,7 @@ import (
 // summary is what the cross-flow rules need of one flow.
 type summary struct {
 	id         string
+	vantage    string
 	startNs    int64
 	endNs      int64
 	proto      string
@@ -60,7 +61,7 @@ func (s *summary) ok() bool { return s.outcome == OutcomeOK }
 
 func summarize(st *flow.State, r *schemas.FlowRecord) *summary {
 	s := &summary{
-		id: r.FlowID, startNs: r.StartNs, endNs: r.EndNs, proto: r.Proto,
+		id: r.FlowID, vantage: r.Vantage, startNs: r.StartNs, endNs: r.EndNs, proto: r.Proto,
 		serverIP: r.ServerIP, serverPort: r.ServerPort,
 		outcome: r.Outcome, stage: r.Stage, injection: r.Injection, fp: r.Fingerprint,
 		issuer: r.CertIssuer, evidence: evidenceList(r),
@@ -132,9 +133,11 @@ func evidenceList(r *schemas.FlowRecord) []string {
 	return e
 }
 
-// window holds the flows that started in one span of packet time.
+// window holds the flows of one vantage that started in one span of
+// packet time.
 type window struct {
 	startNs, endNs int64
+	vantage        string
 	byIP           map[string][]*summary
 }
 

@@ -78,7 +78,9 @@ type State struct {
 	Client netip.AddrPort
 	Server netip.AddrPort
 	ICMP   ICMPInfo
-	_      [16]byte // to a whole number of cache lines
+	// Vantage is the vantage of the flow's first packet. It also fills
+	// State to a whole number of cache lines.
+	Vantage string
 }
 
 const maxHistory = 64
@@ -266,6 +268,7 @@ func (s *State) FlowID() string { return flowID(&s.Key, s.StartNs) }
 // fields are left to the caller.
 func (s *State) Record(r *schemas.FlowRecord) {
 	r.FlowID = s.FlowID()
+	r.Vantage = s.Vantage
 	r.StartNs, r.EndNs = s.StartNs, s.LastNs
 	r.Proto = protoName(s.Proto, s.IPVersion)
 	r.IPVersion = s.IPVersion

@@ -286,6 +286,7 @@ func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *S
 	}
 	st.StartNs, st.LastNs = p.TimestampNs, p.TimestampNs
 	st.IPVersion = p.IPVersion
+	st.Vantage = p.Vantage
 	if icmpErr {
 		st.Proto = p.Quoted.Proto
 		st.setClient(p.Quoted.Src, p.Quoted.SrcPort, p.Quoted.Dst, p.Quoted.DstPort)

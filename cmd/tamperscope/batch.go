@@ -85,7 +85,7 @@ func batch(ctx context.Context, cfg batchConfig, stdout, stderr io.Writer) error
 		return readErr
 	}
 	if cfg.vantage == "" && len(st.Vantages) > 1 {
-		fmt.Fprintf(stderr, "tamperscope batch: packets of %d vantages %q were analyzed as one; use --vantage to analyze them apart\n",
+		fmt.Fprintf(stderr, "tamperscope batch: packets of %d vantages %q were analyzed together: findings are judged per vantage, but a connection captured at two of them makes one flow; use --vantage to analyze one alone\n",
 			len(st.Vantages), slices.Sorted(maps.Keys(st.Vantages)))
 	}
 	if st.Published > 0 && st.Snapshots == 0 {
