@@ -17,19 +17,39 @@ type Key struct {
 	LoAddr, HiAddr [2]uint64
 	LoPort, HiPort uint16
 	Proto          uint8
+	// Vantage tells apart one connection seen at two vantages (two
+	// vantages behind the same private address may also see the same
+	// five-tuple): VantageTag of the packets' vantage, 0 without one.
+	Vantage uint16
 }
 
 // KeyOf returns the flow key of p. ICMP errors (p.Quoted set) key to the
 // flow they quote; IP later-fragments carry no ports and key to the address
 // pair alone. ok is false when p has no usable addresses.
 func KeyOf(p *schemas.PacketMeta) (k Key, ok bool) {
-	ok = k.of(p)
+	ok = k.of(p, VantageTag(p.Vantage))
 	return k, ok
 }
 
-// of sets k to the flow key of p, in place: returning a Key by value
-// costs the per-packet path a copy through the stack at every level.
-func (k *Key) of(p *schemas.PacketMeta) bool {
+// VantageTag is the Key.Vantage of a vantage name: a 16-bit FNV-1a hash,
+// never 0 for a name, 0 for none (which keeps the hashes and flow ids of
+// captures without a vantage what they were).
+func VantageTag(name string) uint16 {
+	if name == "" {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := range len(name) {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return max(uint16(h^h>>16), 1)
+}
+
+// of sets k to the flow key of p, whose vantage's tag is vantage, in
+// place: returning a Key by value costs the per-packet path a copy
+// through the stack at every level.
+func (k *Key) of(p *schemas.PacketMeta, vantage uint16) bool {
+	k.Vantage = vantage
 	if isICMPError(p) {
 		q := &p.Quoted
 		return k.set(q.Src, q.Dst, q.SrcPort, q.DstPort, q.Proto)
@@ -42,7 +62,7 @@ func (k *Key) of(p *schemas.PacketMeta) bool {
 
 func (k *Key) set(src, dst netip.Addr, sp, dp uint16, proto uint8) bool {
 	if !src.IsValid() || !dst.IsValid() {
-		*k = Key{}
+		*k = Key{Vantage: k.Vantage}
 		return false
 	}
 	a, b := words(src), words(dst)
@@ -79,7 +99,7 @@ func (k *Key) Hash() uint64 {
 	h = mix(le(k.LoAddr[1]), h)
 	h = mix(le(k.HiAddr[0]), h)
 	h = mix(le(k.HiAddr[1]), h)
-	h = mix(uint64(k.LoPort)|uint64(k.HiPort)<<16|uint64(k.Proto)<<32, h)
+	h = mix(uint64(k.LoPort)|uint64(k.HiPort)<<16|uint64(k.Proto)<<32|uint64(k.Vantage)<<40, h)
 	return fmix(h)
 }
 
@@ -144,5 +164,5 @@ func flowID(k *Key, startNs int64) string {
 // equal compares keys field by field: the generated == on Key calls
 // memequal for its 38 bytes.
 func (k *Key) equal(o *Key) bool {
-	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.LoPort == o.LoPort && k.HiPort == o.HiPort && k.Proto == o.Proto
+	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.LoPort == o.LoPort && k.HiPort == o.HiPort && k.Proto == o.Proto && k.Vantage == o.Vantage
 }

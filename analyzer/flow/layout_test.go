@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -96,5 +97,48 @@ func TestSideRecords(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got[i], tc.want)
 			}
 		})
+	}
+}
+
+// TestVantagesKeptApart: one five-tuple seen at two vantages (two hosts
+// behind the same private address, or both ends of a path) makes a flow
+// per vantage, each with its own handshake; without a vantage, flow ids
+// are those of a Key without one.
+func TestVantagesKeptApart(t *testing.T) {
+	var ended []*State
+	var ids []string
+	tb := New(Config{OnEnd: func(st *State, _ EndReason) {
+		ended = append(ended, st)
+		ids = append(ids, st.FlowID()+" "+st.Vantage+" "+st.History())
+	}})
+	a, b := newConv(), newConv()
+	hs := func(v *conv, vantage string) []schemas.PacketMeta {
+		ps := []schemas.PacketMeta{v.pkt(true, fS, 0), v.pkt(false, fS|fA, 0), v.pkt(true, fA, 0), v.pkt(true, fF|fA, 0), v.pkt(false, fF|fA, 0), v.pkt(true, fA, 0)}
+		for i := range ps {
+			ps[i].Vantage = vantage
+		}
+		return ps
+	}
+	pa, pb := hs(a, "ams-1"), hs(b, "ala-1")
+	for i := range pa { // interleaved, packet by packet
+		tb.Update(&pa[i])
+		tb.Update(&pb[i])
+	}
+	tb.FlushAll()
+	if len(ended) != 2 {
+		t.Fatalf("%d flows, want one per vantage: %v", len(ended), ids)
+	}
+	for i, st := range ended {
+		if st.History() != "ShAFf" || st.Dir[FromClient].Retrans != 0 {
+			t.Errorf("flow %d (%s): history %q, %d retransmissions: not one clean handshake", i, st.Vantage, st.History(), st.Dir[FromClient].Retrans)
+		}
+	}
+	if ids[0][:strings.IndexByte(ids[0], ' ')] == ids[1][:strings.IndexByte(ids[1], ' ')] {
+		t.Errorf("both vantages' flows have one id: %v", ids)
+	}
+	var k Key
+	k.set(cliAddr, srvAddr, 40000, 443, schemas.ProtoTCP)
+	if got, _ := KeyOf(&schemas.PacketMeta{Src: cliAddr, Dst: srvAddr, SrcPort: 40000, DstPort: 443, Proto: schemas.ProtoTCP}); got != k || k.Vantage != 0 {
+		t.Errorf("a packet without a vantage keys to %+v, want %+v", got, k)
 	}
 }

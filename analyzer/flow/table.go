@@ -58,6 +58,8 @@ type link struct {
 // each goroutine its own Table.
 type Table struct {
 	cfg     Config
+	vantage string // the last vantage name vantageTag was asked for
+	tag     uint16 // and its tag
 	timeout [nClasses]int64
 	server  [1024]uint64 // bitmap of likely server ports
 	chunks  [][chunkSize]State
@@ -128,7 +130,7 @@ func (t *Table) likelyServer(port uint16) bool { return t.server[port>>6]&(1<<(p
 // flow there.
 func (t *Table) Update(p *schemas.PacketMeta) (*State, Dir, bool) {
 	var kp KeyedPacket
-	kp.of(p)
+	kp.of(p, t.vantageTag(p.Vantage))
 	return t.UpdateKeyed(p, &kp)
 }
 
@@ -140,16 +142,25 @@ type KeyedPacket struct {
 	ok   bool
 }
 
-func (kp *KeyedPacket) of(p *schemas.PacketMeta) {
-	kp.ok = kp.key.of(p)
+func (kp *KeyedPacket) of(p *schemas.PacketMeta, vantage uint16) {
+	kp.ok = kp.key.of(p, vantage)
 	kp.hash = kp.key.Hash()
+}
+
+// vantageTag is VantageTag(name), remembered for the last name: the
+// packets of a batch share one.
+func (t *Table) vantageTag(name string) uint16 {
+	if name != t.vantage {
+		t.vantage, t.tag = name, VantageTag(name)
+	}
+	return t.tag
 }
 
 // Prepare works out kp for p and starts loading p's index slot into the
 // CPU cache. Preparing a whole batch before updating it with UpdateKeyed
 // turns the slot lookups, which miss the cache in a busy table, into hits.
 func (t *Table) Prepare(p *schemas.PacketMeta, kp *KeyedPacket) {
-	kp.of(p)
+	kp.of(p, t.vantageTag(p.Vantage))
 	prefetch.Lines(unsafe.Pointer(&t.slots[kp.hash&t.mask]), 1)
 }
 

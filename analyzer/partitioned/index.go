@@ -19,6 +19,7 @@ type index struct {
 // endpoints names a flow whichever side its record calls the client: the
 // tail of a flow, seen without its start, may be oriented the other way.
 type endpoints struct {
+	vantage    string
 	proto      string
 	loIP, hiIP string
 	loPort     uint16
@@ -31,7 +32,7 @@ type flowSpan struct {
 }
 
 func endpointsOf(r *schemas.FlowRecord) endpoints {
-	e := endpoints{proto: r.Proto, loIP: r.ClientIP, loPort: r.ClientPort, hiIP: r.ServerIP, hiPort: r.ServerPort}
+	e := endpoints{vantage: r.Vantage, proto: r.Proto, loIP: r.ClientIP, loPort: r.ClientPort, hiIP: r.ServerIP, hiPort: r.ServerPort}
 	if e.hiIP < e.loIP || e.hiIP == e.loIP && e.hiPort < e.loPort {
 		e.loIP, e.hiIP, e.loPort, e.hiPort = e.hiIP, e.loIP, e.hiPort, e.loPort
 	}
