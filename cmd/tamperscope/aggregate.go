@@ -50,19 +50,18 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	var sec *kafka.Security
-	if cfg.kafka.enabled() {
+	switch {
+	case cfg.kafka.enabled():
 		s, err := cfg.kafka.security()
 		if err != nil {
 			return usageError{err}
 		}
 		sec = &s
-		if cfg.findingsTopic == "" {
-			cfg.findingsTopic = cfg.kafka.topic + ".findings"
-		}
+		cfg.findingsTopic = cfg.kafka.findingsTopic(cfg.findingsTopic)
+	case cfg.findingsTopic != "":
+		return usageError{errors.New("--findings-topic needs --kafka")}
 	}
 	switch {
-	case !cfg.kafka.enabled() && cfg.findingsTopic != "":
-		return usageError{errors.New("--findings-topic needs --kafka")}
 	case fs.NArg() != 1:
 		return usageError{errors.New("want exactly one dataset directory (the --out of tamperscope analyze)")}
 	case cfg.format != "table" && cfg.format != "json":

@@ -67,9 +67,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case fs.NArg() > 0:
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
-	if cfg.findingsTopic == "" {
-		cfg.findingsTopic = cfg.kafka.topic + ".findings"
-	}
+	cfg.findingsTopic = cfg.kafka.findingsTopic(cfg.findingsTopic)
 	return cfg.prof.run(func() error { return analyzeKafka(ctx, cfg, sec, stdout) })
 }
 

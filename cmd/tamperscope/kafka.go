@@ -52,6 +52,15 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, withPartitions bool) {
 
 func (k *kafkaFlags) enabled() bool { return k.brokers != "" }
 
+// findingsTopic is the topic findings are produced to: flag when given
+// (--findings-topic), <topic>.findings otherwise.
+func (k *kafkaFlags) findingsTopic(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return k.topic + ".findings"
+}
+
 func (k *kafkaFlags) brokerList() []string {
 	var out []string
 	for _, b := range strings.Split(k.brokers, ",") {
