@@ -345,3 +345,37 @@ func TestEncodeAllocsIndependentOfRows(t *testing.T) {
 func itoa(n int) string {
 	return string(rune('0'+n/1000%10)) + string(rune('0'+n/100%10)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))
 }
+
+// TestEncodedSizeBound: a message is at most its rows' Size plus
+// MaxOverhead, for every codec, compressible rows or not, which lets the
+// publisher close a message by size before encoding it.
+func TestEncodedSizeBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	incompressible := func(n int) *schemas.PacketBatch {
+		b := randomBatch(rng, n)
+		for i := range b.Packets {
+			p := make([]byte, 1500)
+			for j := range p {
+				p[j] = byte(rng.Uint32())
+			}
+			b.Packets[i].Payload = p
+		}
+		return b
+	}
+	for _, c := range codecs {
+		e, _ := NewEncoder(EncoderOptions{Codec: c})
+		for _, in := range []*schemas.PacketBatch{randomBatch(rng, 0), randomBatch(rng, 1), trafficBatch(4096), incompressible(600)} {
+			var r Rows
+			for i := range in.Packets {
+				r.Append(&in.Packets[i])
+			}
+			msg, err := e.EncodeRows(nil, &r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msg) > r.Size()+MaxOverhead {
+				t.Errorf("%v, %d rows: %d bytes, over Size %d + MaxOverhead", c, r.Len(), len(msg), r.Size())
+			}
+		}
+	}
+}

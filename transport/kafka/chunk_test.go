@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"testing"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/tamperscope/tamperscope/schemas/wire"
 )
 
 // TestChunkOneBatchPerPartition checks the property that keeps a
@@ -53,5 +55,43 @@ func TestChunkOneBatchPerPartition(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMessagesFitMaxMessageBytes: a pending message is closed before a
+// row could take its encoding past MaxMessageBytes, with any codec and
+// whatever the payloads, so no message is ever too large to send.
+func TestMessagesFitMaxMessageBytes(t *testing.T) {
+	const limit = 200_000
+	rng := rand.New(rand.NewPCG(31, 32))
+	batch := makeBatch(rng, 0, 300)
+	for i := range batch.Packets {
+		p := make([]byte, rng.IntN(40_000))
+		for j := range p {
+			p[j] = byte(rng.Uint32()) // incompressible
+		}
+		batch.Packets[i].Payload = p
+	}
+	for _, c := range []wire.Codec{wire.LZ4, wire.Zstd, wire.Uncompressed} {
+		enc, err := wire.NewEncoder(wire.EncoderOptions{Codec: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Publisher{cfg: PublisherConfig{MaxMessageBytes: limit, MaxRows: 4096}, enc: enc, pending: []pendingMsg{{rows: &wire.Rows{}}}}
+		for i := range batch.Packets {
+			p.addLocked(&p.pending[0], 0, &batch.Packets[i])
+		}
+		p.flushLocked(&p.pending[0], 0)
+		rows := 0
+		for _, j := range p.toEncode {
+			m := p.encodeRows(j.rows)
+			if m.err != nil || len(m.value) > limit-maxOverhead {
+				t.Errorf("%v: %d rows encode to %d bytes (%v), over %d", c, m.rows, len(m.value), m.err, limit-maxOverhead)
+			}
+			rows += m.rows
+		}
+		if rows != len(batch.Packets) || len(p.toEncode) < 2 {
+			t.Errorf("%v: %d messages of %d rows, want all %d rows in several", c, len(p.toEncode), rows, len(batch.Packets))
+		}
 	}
 }

@@ -67,8 +67,8 @@ type PublisherConfig struct {
 	// MaxRows caps the rows of one message. The default is 4096.
 	MaxRows int
 	// MaxMessageBytes caps one produce batch, and with it one message; keep
-	// it at or under the broker's message.max.bytes. Larger encodings are
-	// split. The default is 1000000.
+	// it at or under the broker's message.max.bytes. A message is closed
+	// before its rows could encode to more. The default is 1000000.
 	MaxMessageBytes int
 	// Linger is how long rows wait for more rows of their partition before
 	// they are sent in a partly filled message. The default is 200 ms.
@@ -135,7 +135,8 @@ type PublisherStats struct {
 }
 
 // Publisher is the capture half's Kafka transport. Publish copies rows into
-// one pending message per partition; a full or lingering message goes to
+// one pending message per partition, straight into the message's columns
+// (wire.Rows); a full or lingering message goes to
 // an encoder goroutine, which encodes and queues it, and one sender
 // goroutine writes the queue in order, retrying while the broker is
 // unreachable. Encoding beside the caller keeps the capture loop free for
@@ -157,7 +158,7 @@ type Publisher struct {
 	encWake   chan struct{} // capacity 1: toEncode grew or closing
 	encRoom   chan struct{} // closed and replaced when the encoder takes a job
 	encDone   bool          // the encoder has ended: nothing more will be queued
-	spare     []schemas.PacketBatch
+	spare     []*wire.Rows
 	lent      []*schemas.PacketBatch // handed out by Get, not yet published
 	free      []*schemas.PacketBatch // published batches of Get's, for Get again
 	queue     []queued
@@ -174,27 +175,19 @@ type Publisher struct {
 	done       sync.WaitGroup
 }
 
-// pendingMsg accumulates rows of one partition. Payloads are kept as
-// offsets into arena, which may move as it grows, and pointed at it only
-// when the message is encoded.
+// pendingMsg accumulates rows of one partition, as the columns of its
+// message.
 type pendingMsg struct {
 	names bool // copies of DNS responses (HeaderNames)
-	batch schemas.PacketBatch
-	spans []span
+	rows  *wire.Rows
 	first time.Time
 }
 
-type span struct {
-	lo, hi int
-	isNil  bool
-}
-
-// encodeJob is a full pending message on its way to the encoder; its
-// payloads already point into its arena.
+// encodeJob is a full pending message on its way to the encoder.
 type encodeJob struct {
 	part  int
 	names bool
-	batch schemas.PacketBatch
+	rows  *wire.Rows
 }
 
 // maxEncodeJobs is how many full messages may wait for the encoder before
@@ -278,7 +271,9 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 		encRoom:    make(chan struct{}),
 		stopLinger: make(chan struct{}),
 	}
-	for i := range p.names {
+	for i := range p.pending {
+		p.pending[i].rows = &wire.Rows{}
+		p.names[i].rows = &wire.Rows{}
 		p.names[i].names = true
 	}
 	p.senderCtx, p.stopSender = context.WithCancel(context.Background())
@@ -400,42 +395,47 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 	return nil
 }
 
-// addLocked copies row into pm, the pending message of partition part,
-// and queues pm once full.
+// addLocked adds row to pm, the pending message of partition part, and
+// queues pm once full: at MaxRows rows, or when one more row could take
+// its encoding past MaxMessageBytes.
 func (p *Publisher) addLocked(pm *pendingMsg, part int, row *schemas.PacketMeta) {
-	if len(pm.batch.Packets) == 0 {
+	if pm.rows.Len() == 0 {
+		pm.first = time.Now()
+	} else if pm.rows.Size()+rowBound(row) > p.maxRowsSize() {
+		p.flushLocked(pm, part)
 		pm.first = time.Now()
 	}
-	sp := span{lo: len(pm.batch.Arena), isNil: row.Payload == nil}
-	pm.batch.Arena = append(pm.batch.Arena, row.Payload...)
-	sp.hi = len(pm.batch.Arena)
-	pm.spans = append(pm.spans, sp)
-	pm.batch.Packets = append(pm.batch.Packets, *row)
-	pm.batch.Packets[len(pm.batch.Packets)-1].Payload = nil // the row is the caller's again
-	if len(pm.batch.Packets) >= p.cfg.MaxRows {
+	pm.rows.Append(row)
+	if pm.rows.Len() >= p.cfg.MaxRows {
 		p.flushLocked(pm, part)
 	}
 }
 
+// maxRowsSize is the largest Rows.Size whose message fits MaxMessageBytes
+// with kafka-go's framing.
+func (p *Publisher) maxRowsSize() int {
+	return p.cfg.MaxMessageBytes - maxOverhead - wire.MaxOverhead
+}
+
+// rowBound bounds what one row adds to a Rows.Size: its fixed columns,
+// offsets and validity bits (256 bytes is more than all of them and four
+// 16-byte addresses), and its variable-length values.
+func rowBound(r *schemas.PacketMeta) int {
+	return 256 + len(r.Vantage) + len(r.Payload) +
+		len(r.Src.Zone()) + len(r.Dst.Zone()) + len(r.Quoted.Src.Zone()) + len(r.Quoted.Dst.Zone())
+}
+
 // flushLocked hands pm, a pending message of partition part, to the
-// encoder, and gives pm an empty batch to fill.
+// encoder, and gives pm empty rows to fill.
 func (p *Publisher) flushLocked(pm *pendingMsg, part int) {
-	if len(pm.batch.Packets) == 0 {
+	if pm.rows.Len() == 0 {
 		return
 	}
-	for i := range pm.batch.Packets {
-		if sp := pm.spans[i]; sp.isNil {
-			pm.batch.Packets[i].Payload = nil
-		} else {
-			pm.batch.Packets[i].Payload = pm.batch.Arena[sp.lo:sp.hi:sp.hi]
-		}
-	}
-	p.toEncode = append(p.toEncode, encodeJob{part: part, names: pm.names, batch: pm.batch})
-	pm.batch = schemas.PacketBatch{}
+	p.toEncode = append(p.toEncode, encodeJob{part: part, names: pm.names, rows: pm.rows})
+	pm.rows = &wire.Rows{}
 	if n := len(p.spare); n > 0 {
-		pm.batch, p.spare = p.spare[n-1], p.spare[:n-1]
+		pm.rows, p.spare = p.spare[n-1], p.spare[:n-1]
 	}
-	pm.spans = pm.spans[:0]
 	select {
 	case p.encWake <- struct{}{}:
 	default:
@@ -466,16 +466,11 @@ func (p *Publisher) encode() {
 		close(p.encRoom)
 		p.encRoom = make(chan struct{})
 		p.mu.Unlock()
-		msgs := p.encodeRows(nil, j.batch.Packets, j.batch.Arena)
-		// Drop the references to the caller's strings and payloads.
-		clear(j.batch.Packets)
-		j.batch.Packets = j.batch.Packets[:0]
-		j.batch.Arena = j.batch.Arena[:0]
+		m := p.encodeRows(j.rows)
+		j.rows.Reset()
 		p.mu.Lock()
-		for _, m := range msgs {
-			p.queueLocked(j.part, j.names, m)
-		}
-		p.spare = append(p.spare, j.batch)
+		p.queueLocked(j.part, j.names, m)
+		p.spare = append(p.spare, j.rows)
 	}
 }
 
@@ -489,23 +484,18 @@ type encoded struct {
 // maxOverhead is room for the record framing kafka-go adds to a value.
 const maxOverhead = 1024
 
-// encodeRows appends to msgs the encoding of rows as one message, or
-// halves them until each half fits in MaxMessageBytes.
-func (p *Publisher) encodeRows(msgs []encoded, rows []schemas.PacketMeta, arena []byte) []encoded {
-	b := schemas.PacketBatch{Packets: rows, Arena: arena}
+// encodeRows encodes rows as one message. addLocked closes a message
+// before it could pass MaxMessageBytes; only a single row that does by
+// itself fails.
+func (p *Publisher) encodeRows(rows *wire.Rows) encoded {
 	// Messages of one capture are much alike: room for a little more than
 	// the last one spares the value its growth by doubling.
-	value, err := p.enc.Encode(make([]byte, 0, p.lastValue+p.lastValue/4), &b)
+	value, err := p.enc.EncodeRows(make([]byte, 0, p.lastValue+p.lastValue/4), rows)
 	p.lastValue = len(value)
 	if err == nil && len(value) > p.cfg.MaxMessageBytes-maxOverhead {
-		if len(rows) > 1 {
-			h := len(rows) / 2
-			msgs = p.encodeRows(msgs, rows[:h], arena)
-			return p.encodeRows(msgs, rows[h:], arena)
-		}
-		err = fmt.Errorf("one row encodes to %d bytes, over MaxMessageBytes %d", len(value), p.cfg.MaxMessageBytes)
+		err = fmt.Errorf("%d row(s) encode to %d bytes, over MaxMessageBytes %d", rows.Len(), len(value), p.cfg.MaxMessageBytes)
 	}
-	return append(msgs, encoded{value: value, rows: len(rows), err: err})
+	return encoded{value: value, rows: rows.Len(), err: err}
 }
 
 // queueLocked counts m, a message of partition part, and queues it for the
@@ -575,7 +565,7 @@ func (p *Publisher) linger() {
 			p.mu.Lock()
 			for part := range p.pending {
 				for _, pm := range []*pendingMsg{&p.pending[part], &p.names[part]} {
-					if len(pm.batch.Packets) > 0 && now.Sub(pm.first) >= p.cfg.Linger {
+					if pm.rows.Len() > 0 && now.Sub(pm.first) >= p.cfg.Linger {
 						p.flushLocked(pm, part)
 					}
 				}

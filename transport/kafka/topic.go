@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -57,9 +58,10 @@ func CreateTopic(ctx context.Context, brokers []string, sec Security, topic stri
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 				// A restarting broker and a listener that drops clients
-				// whose TLS or SASL settings it does not take look alike.
+				// whose TLS or SASL settings it does not take look alike
+				// (a close with the request unread is a reset).
 				return fmt.Errorf("%w (the broker closed every connection: if it is up, check that the TLS and SASL settings match its listener)", err)
 			}
 			return err
