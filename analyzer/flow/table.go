@@ -620,8 +620,10 @@ func (t *Table) release(st *State, d Dir) {
 // the flow of the first fragment. A collision or a first fragment never
 // seen leaves the later fragment unattributed (counted in Stats only).
 
-func fragKey(p *schemas.PacketMeta) uint64 {
-	h := mix(uint64(p.IPID)|uint64(p.Proto)<<32, 0x2545f4914f6cdd1d)
+// fragKey names the datagram p is a fragment of: addresses, protocol and
+// IP ID at one vantage (vantage is VantageTag of p's).
+func fragKey(p *schemas.PacketMeta, vantage uint16) uint64 {
+	h := mix(uint64(p.IPID)|uint64(p.Proto)<<32|uint64(vantage)<<40, 0x2545f4914f6cdd1d)
 	for _, w := range [2][2]uint64{words(p.Src), words(p.Dst)} {
 		h = mix(le(w[0]), h)
 		h = mix(le(w[1]), h)
@@ -630,7 +632,7 @@ func fragKey(p *schemas.PacketMeta) uint64 {
 }
 
 func (t *Table) fragRemember(p *schemas.PacketMeta, st *State) {
-	k := fragKey(p)
+	k := fragKey(p, t.vantageTag(p.Vantage))
 	t.frag[k&(fragSlots-1)] = fragEntry{k, st.idx, st.gen}
 }
 
@@ -639,7 +641,7 @@ func (t *Table) fragLater(p *schemas.PacketMeta) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return
 	}
-	k := fragKey(p)
+	k := fragKey(p, t.vantageTag(p.Vantage))
 	e := t.frag[k&(fragSlots-1)]
 	if e.key != k || e.idx < 0 || int(e.idx) >= len(t.chunks)*chunkSize {
 		return

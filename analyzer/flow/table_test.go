@@ -367,11 +367,14 @@ func TestFragments(t *testing.T) {
 	orphan := later
 	orphan.IPID = 78
 	tb.Update(&orphan)
+	elsewhere := later // the same datagram's id, seen at another vantage
+	elsewhere.Vantage = "ala-1"
+	tb.Update(&elsewhere)
 	ds := st.Dir[FromClient]
 	if ds.Pkts != 1 || ds.IPBytes != 1620 {
 		t.Errorf("client pkts %d bytes %d, want 1 and 1620", ds.Pkts, ds.IPBytes)
 	}
-	if s := tb.Stats(); s.FragLater != 2 || s.FragAttributed != 1 {
+	if s := tb.Stats(); s.FragLater != 3 || s.FragAttributed != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
