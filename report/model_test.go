@@ -271,6 +271,22 @@ func TestBuildSkipsTemporaryAndReportsCorrupt(t *testing.T) {
 	}
 }
 
+// TestRenderVantageColumn: the findings table names each finding's vantage
+// when the dataset has several, and has no such column otherwise.
+func TestRenderVantageColumn(t *testing.T) {
+	_, r := buildFixture(t, true)
+	for _, vs := range [][]string{{"vp1"}, {"vp1", "vp2"}} {
+		r.Summary.Vantages = vs
+		var buf bytes.Buffer
+		if err := Render(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Contains(buf.String(), "<th>Vantage</th>"), len(vs) > 1; got != want {
+			t.Errorf("vantages %q: a vantage column is %v, want %v", vs, got, want)
+		}
+	}
+}
+
 func TestRenderEscapes(t *testing.T) {
 	_, r := buildFixture(t, true)
 	var buf bytes.Buffer
