@@ -80,9 +80,32 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 	if st, err := os.Stat(cfg.root); err != nil || !st.IsDir() {
 		return fmt.Errorf("aggregate: %s is not a dataset directory", cfg.root)
 	}
+	dc, err := json.Marshal(detect.Config{}.Effective())
+	if err != nil {
+		return fmt.Errorf("aggregate: encode detector configuration: %w", err)
+	}
+	// Windows judged with other settings would mix with these rules'.
+	sameConfig := func(path string) error {
+		f, err := sink.OpenFile(path, 1)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if got := f.Meta(sink.MetaDetectorConfig); got != string(dc) {
+			return fmt.Errorf("%s was written with detector configuration %s, and aggregate runs %s: aggregate with the tamperscope version that analyzed it", path, got, dc)
+		}
+		return nil
+	}
 	var digests []*detect.Digest
 	seen := map[string]bool{}
-	err := sink.ReadRecords(cfg.root, "digests", nil, func(r *schemas.WindowDigest) error {
+	var configErr error
+	pick := func(path string) bool {
+		if configErr == nil {
+			configErr = sameConfig(path)
+		}
+		return configErr == nil
+	}
+	err = sink.ReadRecords(cfg.root, "digests", pick, func(r *schemas.WindowDigest) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -97,7 +120,7 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 		digests = append(digests, d)
 		return nil
 	})
-	if err != nil {
+	if err = errors.Join(configErr, err); err != nil {
 		return fmt.Errorf("aggregate: read digests: %w", err)
 	}
 	if len(digests) == 0 {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 )
@@ -15,12 +17,27 @@ func TestAggregateRefusals(t *testing.T) {
 	if code, _, stderr := run(t, "replay", "--quiet", "--out", replayed, labCapture); code != 0 {
 		t.Fatalf("replay: exit %d: %s", code, stderr)
 	}
+	dc, err := json.Marshal(detect.Config{}.Effective())
+	if err != nil {
+		t.Fatal(err)
+	}
 	corrupt := filepath.Join(dir, "corrupt")
-	ds, err := sink.Open(corrupt, sink.Config{})
+	ds, err := sink.Open(corrupt, sink.Config{DetectorConfig: string(dc)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ds.WriteDigest(&schemas.WindowDigest{DigestID: "t-p0-w0", Digest: "{not json"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	otherConfig := filepath.Join(dir, "other-config")
+	ds, err = sink.Open(otherConfig, sink.Config{DetectorConfig: `{"Window":60000000000}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.WriteDigest(&schemas.WindowDigest{DigestID: "t-p0-w0-0", Digest: "{}"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ds.Close(); err != nil {
@@ -39,6 +56,7 @@ func TestAggregateRefusals(t *testing.T) {
 		// replay judges every window itself and writes no digests.
 		{"replay output", []string{"aggregate", replayed}, exitFailure, "no window digests"},
 		{"corrupt digest", []string{"aggregate", corrupt}, exitFailure, "window digest t-p0-w0"},
+		{"other detector configuration", []string{"aggregate", otherConfig}, exitFailure, "written with detector configuration"},
 	})
 }
 
