@@ -135,14 +135,15 @@ func ReadRecords[T columnar.Record](root, dataset string, pick func(path string)
 		if pick != nil && !pick(p) {
 			continue
 		}
-		if err := readRecords(p, fn); err != nil {
+		if err := ReadFile(p, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func readRecords[T columnar.Record](path string, fn func(*T) error) (err error) {
+// ReadFile calls fn with every row of one dataset file, decoded into T.
+func ReadFile[T columnar.Record](path string, fn func(*T) error) (err error) {
 	f, err := OpenFile(path, 16<<10)
 	if err != nil {
 		return err

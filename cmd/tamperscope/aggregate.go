@@ -80,52 +80,17 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 	if st, err := os.Stat(cfg.root); err != nil || !st.IsDir() {
 		return fmt.Errorf("aggregate: %s is not a dataset directory", cfg.root)
 	}
+	paths, err := sink.CommittedFiles(cfg.root, "digests")
+	if err != nil {
+		return fmt.Errorf("aggregate: %w", err)
+	}
+	if len(paths) == 0 {
+		return fmt.Errorf("aggregate: no window digests under %s: they are written by tamperscope analyze (replay, batch and capture judge every window themselves)",
+			filepath.Join(cfg.root, "digests"))
+	}
 	dc, err := json.Marshal(detect.Config{}.Effective())
 	if err != nil {
 		return fmt.Errorf("aggregate: encode detector configuration: %w", err)
-	}
-	// Windows judged with other settings would mix with these rules'.
-	sameConfig := func(path string) error {
-		f, err := sink.OpenFile(path, 1)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if got := f.Meta(sink.MetaDetectorConfig); got != string(dc) {
-			return fmt.Errorf("%s was written with detector configuration %s, and aggregate runs %s: aggregate with the tamperscope version that analyzed it", path, got, dc)
-		}
-		return nil
-	}
-	var digests []*detect.Digest
-	seen := map[string]bool{}
-	var configErr error
-	pick := func(path string) bool {
-		if configErr == nil {
-			configErr = sameConfig(path)
-		}
-		return configErr == nil
-	}
-	err = sink.ReadRecords(cfg.root, "digests", pick, func(r *schemas.WindowDigest) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if seen[r.DigestID] {
-			return nil // a set re-committed under another name after a crash
-		}
-		seen[r.DigestID] = true
-		d := &detect.Digest{}
-		if err := json.Unmarshal([]byte(r.Digest), d); err != nil {
-			return fmt.Errorf("window digest %s: %w", r.DigestID, err)
-		}
-		digests = append(digests, d)
-		return nil
-	})
-	if err = errors.Join(configErr, err); err != nil {
-		return fmt.Errorf("aggregate: read digests: %w", err)
-	}
-	if len(digests) == 0 {
-		return fmt.Errorf("aggregate: no window digests under %s: they are written by tamperscope analyze (replay, batch and capture judge every window themselves)",
-			filepath.Join(cfg.root, "digests"))
 	}
 	prev := map[string][]byte{}
 	err = sink.ReadRecords(cfg.root, "findings", func(p string) bool { return isAggregateFile(filepath.Base(p)) }, func(f *schemas.Finding) error {
@@ -141,11 +106,25 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 		return err
 	}
 	var werr error
-	detect.Aggregate(detect.Config{}, digests, func(f *schemas.Finding) {
+	emit := func(f *schemas.Finding) {
 		if werr == nil {
 			werr = out.Finding(f)
 		}
-	})
+	}
+	// A window lies in the hour directory of its start: judging one
+	// directory at a time holds an hour of digests in memory, not all.
+	judged := 0
+	for len(paths) > 0 && werr == nil {
+		n := 1
+		for n < len(paths) && filepath.Dir(paths[n]) == filepath.Dir(paths[0]) {
+			n++
+		}
+		var digests []*detect.Digest
+		digests, werr = readDigests(ctx, paths[:n], string(dc))
+		detect.Aggregate(detect.Config{}, digests, emit)
+		judged += len(digests)
+		paths = paths[n:]
+	}
 	if werr == nil && sec != nil {
 		werr = publishNew(ctx, cfg, *sec, out.findings, prev)
 	}
@@ -165,9 +144,48 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 	if !cfg.quiet && !out.json {
 		printFindings(stdout, out.findings)
 		fmt.Fprintf(stdout, "%d window digests of %s judged; %d findings in %s\n",
-			len(digests), cfg.root, len(out.findings), filepath.Join(cfg.root, "findings"))
+			judged, cfg.root, len(out.findings), filepath.Join(cfg.root, "findings"))
 	}
 	return nil
+}
+
+// readDigests reads the digests of files, once each: a set re-committed
+// under another name after a crash repeats its digest ids. Files written
+// with another detector configuration than dc are refused: windows judged
+// with other settings would mix with these rules'.
+func readDigests(ctx context.Context, files []string, dc string) ([]*detect.Digest, error) {
+	var digests []*detect.Digest
+	seen := map[string]bool{}
+	for _, path := range files {
+		f, err := sink.OpenFile(path, 1)
+		if err != nil {
+			return nil, err
+		}
+		got := f.Meta(sink.MetaDetectorConfig)
+		f.Close()
+		if got != dc {
+			return nil, fmt.Errorf("%s was written with detector configuration %s, and aggregate runs %s: aggregate with the tamperscope version that analyzed it", path, got, dc)
+		}
+		err = sink.ReadFile(path, func(r *schemas.WindowDigest) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if seen[r.DigestID] {
+				return nil
+			}
+			seen[r.DigestID] = true
+			d := &detect.Digest{}
+			if err := json.Unmarshal([]byte(r.Digest), d); err != nil {
+				return fmt.Errorf("window digest %s: %w", r.DigestID, err)
+			}
+			digests = append(digests, d)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read digests: %w", err)
+		}
+	}
+	return digests, nil
 }
 
 // publishNew produces the findings whose id the last run did not have, or

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
@@ -73,6 +75,65 @@ func TestIsAggregateFile(t *testing.T) {
 	} {
 		if got := isAggregateFile(name); got != want {
 			t.Errorf("isAggregateFile(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestAggregateAcrossHours: digests of windows in two hours, and a
+// partition's digest repeated by a set re-committed under another name,
+// are judged hour by hour into one finding per window, and a second run
+// replaces the first's files.
+func TestAggregateAcrossHours(t *testing.T) {
+	dir := t.TempDir()
+	dc, err := json.Marshal(detect.Config{}.Effective())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := func(startNs int64) string {
+		var flows []string
+		for i := range 3 { // every flow to the address timed out after its SYN
+			flows = append(flows, fmt.Sprintf(`{"id":"C%d-%d","start_ns":%d,"end_ns":%d,"server_ip":"192.0.2.4","server_port":443,"outcome":"timeout","stage":"post_syn","syn_seen":true}`,
+				startNs, i, startNs+int64(i), startNs+int64(i)+1))
+		}
+		return fmt.Sprintf(`{"window_start_ns":%d,"facts":{"ok_names":{"192.0.2.5":["a.test"]},"candidates":0},"addresses":[{"ip":"192.0.2.4","collateral":["a.test","b.test"],"flows":[%s]}]}`,
+			startNs, strings.Join(flows, ","))
+	}
+	const hour = int64(3600e9)
+	start := int64(1_700_000_400e9) / hour * hour
+	hours := []int64{start, start + hour}
+	for set := range 2 { // the second set repeats the first's digest ids
+		ds, err := sink.Open(dir, sink.Config{Name: fmt.Sprintf("t-p0-s%d", set), DetectorConfig: string(dc)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hours {
+			if err := ds.WriteDigest(&schemas.WindowDigest{DigestID: fmt.Sprintf("t-p0-w%d-0", h), WindowStartNs: h, Digest: blocked(h)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ds.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if code, _, stderr := run(t, "aggregate", "--quiet", dir); code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, code, stderr)
+		}
+	}
+	var got []schemas.Finding
+	if err := sink.ReadRecords(dir, "findings", nil, func(f *schemas.Finding) error {
+		got = append(got, *f)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d findings, want one ip_blocking per window: %+v", len(got), got)
+	}
+	for i, f := range got {
+		if f.Kind != schemas.KindIPBlocking || f.WindowStartNs != hours[i] || f.Flows != 3 || !strings.Contains(f.Evidence, "1 of them reachable on other addresses") {
+			t.Errorf("finding %d: %s from %d of %d flows, %q; want ip_blocking from %d of 3 flows, a.test reachable elsewhere",
+				i, f.Kind, f.WindowStartNs, f.Flows, f.Evidence, hours[i])
 		}
 	}
 }
