@@ -1,5 +1,6 @@
 // Package schemas holds every record tamperscope produces or moves between
-// its halves — PacketMeta, FlowRecord, Finding — with their schema versions.
+// its halves — PacketMeta, FlowRecord, Finding, WindowDigest — with their
+// schema versions.
 // It contains no logic: encoders, Arrow conversion and writers live in the
 // packages that use these records (see docs/design/001-pipeline.md).
 //
