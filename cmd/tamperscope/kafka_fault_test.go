@@ -31,8 +31,9 @@ import (
 // cache, linked, not fetched again. env adds variables for kafka.sh, such
 // as TAMPERSCOPE_KAFKA_SECURE.
 type privateBroker struct {
-	addr string
-	env  []string
+	addr  string
+	env   []string
+	cache string // the script's cache: data, configuration, kafka.log
 }
 
 func startPrivateBroker(t *testing.T, env ...string) *privateBroker {
@@ -56,8 +57,9 @@ func startPrivateBroker(t *testing.T, env ...string) *privateBroker {
 	}
 	port := freePortPair(t)
 	b := &privateBroker{
-		addr: "127.0.0.1:" + strconv.Itoa(port),
-		env:  append(append(os.Environ(), "TAMPERSCOPE_KAFKA_PORT="+strconv.Itoa(port), "TAMPERSCOPE_KAFKA_CACHE="+cache), env...),
+		cache: cache,
+		addr:  "127.0.0.1:" + strconv.Itoa(port),
+		env:   append(append(os.Environ(), "TAMPERSCOPE_KAFKA_PORT="+strconv.Itoa(port), "TAMPERSCOPE_KAFKA_CACHE="+cache), env...),
 	}
 	// Registered first: an "up" that fails half way still stops the JVM.
 	t.Cleanup(func() {
@@ -81,7 +83,13 @@ func (b *privateBroker) script(verb string) error {
 func (b *privateBroker) up(t *testing.T) {
 	t.Helper()
 	if err := b.script("up"); err != nil {
-		t.Fatal(err)
+		// The log lives in the test's temporary directory: show its end
+		// before the directory goes.
+		log, _ := os.ReadFile(filepath.Join(b.cache, "kafka.log"))
+		if len(log) > 4000 {
+			log = log[len(log)-4000:]
+		}
+		t.Fatalf("%v\nend of kafka.log:\n%s", err, log)
 	}
 }
 
