@@ -232,8 +232,13 @@ EOF
 # password is ever on a command line.
 format_storage() {
 	local id
-	# A cluster id is 16 random bytes in URL-safe base64 without padding.
-	id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	# A cluster id is 16 random bytes in URL-safe base64 without padding;
+	# as with Kafka's own ids, never one that starts with "-", which the
+	# format command would take for an option (one time in 64).
+	id=-
+	while [[ $id == -* ]]; do
+		id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	done
 	if [[ -z $secure ]]; then
 		java "${java_opts[@]}" kafka.tools.StorageTool format --ignore-formatted \
 			-t "$id" -c "$props" >>"$logfile" 2>&1 || die "format storage: see $logfile"
