@@ -24,27 +24,9 @@ func TestAggregateRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	corrupt := filepath.Join(dir, "corrupt")
-	ds, err := sink.Open(corrupt, sink.Config{DetectorConfig: string(dc)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ds.WriteDigest(&schemas.WindowDigest{DigestID: "t-p0-w0", Digest: "{not json"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ds.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeDigests(t, corrupt, sink.Config{DetectorConfig: string(dc)}, schemas.WindowDigest{DigestID: "t-p0-w0", Digest: "{not json"})
 	otherConfig := filepath.Join(dir, "other-config")
-	ds, err = sink.Open(otherConfig, sink.Config{DetectorConfig: `{"Window":60000000000}`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ds.WriteDigest(&schemas.WindowDigest{DigestID: "t-p0-w0-0", Digest: "{}"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ds.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeDigests(t, otherConfig, sink.Config{DetectorConfig: `{"Window":60000000000}`}, schemas.WindowDigest{DigestID: "t-p0-w0-0", Digest: "{}"})
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -101,19 +83,12 @@ func TestAggregateAcrossHours(t *testing.T) {
 	const hour = int64(3600e9)
 	start := int64(1_700_000_400e9) / hour * hour
 	hours := []int64{start, start + hour}
+	var digests []schemas.WindowDigest
+	for _, h := range hours {
+		digests = append(digests, schemas.WindowDigest{DigestID: fmt.Sprintf("t-p0-w%d-0", h), WindowStartNs: h, Digest: blocked(h)})
+	}
 	for set := range 2 { // the second set repeats the first's digest ids
-		ds, err := sink.Open(dir, sink.Config{Name: fmt.Sprintf("t-p0-s%d", set), DetectorConfig: string(dc)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range hours {
-			if err := ds.WriteDigest(&schemas.WindowDigest{DigestID: fmt.Sprintf("t-p0-w%d-0", h), WindowStartNs: h, Digest: blocked(h)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := ds.Close(); err != nil {
-			t.Fatal(err)
-		}
+		writeDigests(t, dir, sink.Config{Name: fmt.Sprintf("t-p0-s%d", set), DetectorConfig: string(dc)}, digests...)
 	}
 	for i := range 2 {
 		if code, _, stderr := run(t, "aggregate", "--quiet", dir); code != 0 {
@@ -135,5 +110,22 @@ func TestAggregateAcrossHours(t *testing.T) {
 			t.Errorf("finding %d: %s from %d of %d flows, %q; want ip_blocking from %d of 3 flows, a.test reachable elsewhere",
 				i, f.Kind, f.WindowStartNs, f.Flows, f.Evidence, hours[i])
 		}
+	}
+}
+
+// writeDigests commits digests to the dataset under dir.
+func writeDigests(t *testing.T, dir string, cfg sink.Config, digests ...schemas.WindowDigest) {
+	t.Helper()
+	ds, err := sink.Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range digests {
+		if err := ds.WriteDigest(&digests[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ds.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
