@@ -15,26 +15,26 @@ go build -o "$cache/tamperscope" ./cmd/tamperscope
 packets=$(capinfos -c -M "$cap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
 cat "$cap" >/dev/null # page cache: both tools read from memory
 
-measure() { # name, command...: prints wall seconds and peak RSS KiB
+measure() { # name, command...: prints wall seconds, peak RSS KiB, CPU seconds
 	local name=$1
 	shift
 	local t
 	t=$(mktemp)
-	/usr/bin/time -f '%e %M' -o "$t" "$@" >/dev/null 2>"$cache/$name.log" || {
+	/usr/bin/time -f '%e %M %U %S' -o "$t" "$@" >/dev/null 2>"$cache/$name.log" || {
 		echo "bench.sh: $name failed:" >&2
 		tail -5 "$cache/$name.log" >&2
 		exit 1
 	}
-	cat "$t"
+	awk '{print $1, $2, $3 + $4}' "$t"
 	rm -f "$t"
 }
 
 echo "== replay of $cap ($packets packets)"
 rm -rf "$cache/out"
-read -r ts_s ts_kb < <(measure tamperscope "$cache/tamperscope" replay --quiet --out "$cache/out" "$cap")
+read -r ts_s ts_kb _ < <(measure tamperscope "$cache/tamperscope" replay --quiet --out "$cache/out" "$cap")
 rm -rf "$cache/suricata"
 mkdir -p "$cache/suricata"
-read -r su_s su_kb < <(measure suricata suricata -r "$cap" -k none -S /dev/null --runmode single -l "$cache/suricata" --set unix-command.enabled=no)
+read -r su_s su_kb _ < <(measure suricata suricata -r "$cap" -k none -S /dev/null --runmode single -l "$cache/suricata" --set unix-command.enabled=no)
 python3 - "$packets" "$ts_s" "$ts_kb" "$su_s" "$su_kb" <<'PY'
 import sys
 n, ts, tk, ss, sk = int(sys.argv[1]), *map(float, sys.argv[2:])
@@ -86,19 +86,6 @@ tck=$(getconf CLK_TCK)
 broker_cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$kpid/stat"; }
 ktopic=bench-$(date +%s%N)
 
-measure_cpu() { # name, command...: prints wall seconds, peak RSS KiB, CPU seconds
-	local name=$1
-	shift
-	local t
-	t=$(mktemp)
-	/usr/bin/time -f '%e %M %U %S' -o "$t" "$@" >/dev/null 2>"$cache/$name.log" || {
-		echo "bench.sh: $name failed:" >&2
-		tail -5 "$cache/$name.log" >&2
-		exit 1
-	}
-	awk '{print $1, $2, $3 + $4}' "$t"
-	rm -f "$t"
-}
 
 rm -rf "$cache/kout-inproc" "$cache/kout" "$cache/kout-warm"
 # Warm-up, as for any JVM benchmark: untimed passes of the same capture
@@ -112,11 +99,11 @@ for w in 1 2 3; do
 		--out "$cache/kout-warm" --idle-exit 1s --findings-topic - 2>/dev/null
 	rm -rf "$cache/kout-warm"
 done
-read -r in_s in_kb in_cpu < <(measure_cpu kafka-inproc "$cache/tamperscope" replay --quiet --out "$cache/kout-inproc" "$kcap")
+read -r in_s in_kb in_cpu < <(measure kafka-inproc "$cache/tamperscope" replay --quiet --out "$cache/kout-inproc" "$kcap")
 b0=$(broker_cpu)
-read -r pub_s pub_kb pub_cpu < <(measure_cpu kafka-replay "$cache/tamperscope" replay --quiet --kafka "$kaddr" --topic "$ktopic" --partitions 4 "$kcap")
+read -r pub_s pub_kb pub_cpu < <(measure kafka-replay "$cache/tamperscope" replay --quiet --kafka "$kaddr" --topic "$ktopic" --partitions 4 "$kcap")
 b1=$(broker_cpu)
-read -r an_s an_kb an_cpu < <(measure_cpu kafka-analyze "$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic" \
+read -r an_s an_kb an_cpu < <(measure kafka-analyze "$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic" \
 	--group "$ktopic" --out "$cache/kout" --idle-exit "${idle}s")
 b2=$(broker_cpu)
 python3 - "$cache/kafka-replay.log" "$cache/kafka-analyze.log" "$kpackets" "$idle" "$in_s" "$in_kb" "$in_cpu" "$pub_s" "$pub_kb" "$pub_cpu" "$an_s" "$an_kb" "$an_cpu" "$b0" "$b1" "$b2" <<'PY'
