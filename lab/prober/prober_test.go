@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tamperscope/tamperscope/internal/certs"
+	"github.com/tamperscope/tamperscope/internal/loopback"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/labdns"
 	"github.com/tamperscope/tamperscope/lab/prober"
@@ -40,21 +41,7 @@ func freePort(t *testing.T, network string) uint16 {
 // listen serves every connection to a loopback listener with serve until
 // the test ends, and returns the listener's port.
 func listen(t *testing.T, serve func(net.Conn)) uint16 {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			serve(c)
-		}
-	}()
-	return uint16(l.Addr().(*net.TCPAddr).Port)
+	return uint16(loopback.Serve(t, serve).Port)
 }
 
 // silent accepts connections and never answers: handshakes time out.

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tamperscope/tamperscope/internal/certs"
+	"github.com/tamperscope/tamperscope/internal/loopback"
 )
 
 // testAuthority is a CA made for one test, with its certificate in a PEM
@@ -173,12 +174,13 @@ func TestCreateTopicWaitsForBroker(t *testing.T) {
 // gets a TLS alert where it expects a Kafka response; CreateTopic says so
 // at once.
 func TestCreateTopicPlaintextToTLS(t *testing.T) {
-	addr := serveLoopback(t, func(c net.Conn) {
+	addr := loopback.Serve(t, func(c net.Conn) {
 		// What a JVM's TLS engine sends on a record that is not TLS: a
 		// fatal unexpected_message alert.
 		c.Read(make([]byte, 512))
 		c.Write([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a})
-	})
+		c.Close()
+	}).String()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := CreateTopic(ctx, []string{addr}, Security{}, "t", 1)
@@ -303,7 +305,7 @@ func TestAskAgain(t *testing.T) {
 // connection, CreateTopic keeps trying until the deadline (a restarting
 // broker looks the same), and its error then says what to check.
 func TestCreateTopicClosedConnections(t *testing.T) {
-	addr := serveLoopback(t, func(net.Conn) {})
+	addr := loopback.Serve(t, func(c net.Conn) { c.Close() }).String()
 	const deadline = time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -315,26 +317,4 @@ func TestCreateTopicClosedConnections(t *testing.T) {
 	if took := time.Since(start); took < deadline {
 		t.Errorf("gave up after %v, before the %v deadline", took, deadline)
 	}
-}
-
-// serveLoopback hands every connection to a loopback listener to serve,
-// then closes it, until the test ends; it returns the listener's address.
-func serveLoopback(t *testing.T, serve func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			serve(c)
-			c.Close()
-		}
-	}()
-	return l.Addr().String()
 }
