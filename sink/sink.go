@@ -229,56 +229,42 @@ func validSetName(s string) error {
 	return nil
 }
 
-// WriteFlow appends one flow record; r may be reused after the call.
-func (d *Dataset) WriteFlow(r *schemas.FlowRecord) error {
+// write runs one append under the lock, on a usable Dataset, and makes
+// its error sticky.
+func (d *Dataset) write(add func() error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.usable(); err != nil {
 		return err
 	}
-	return d.fail(d.flows.write(d, r))
+	return d.fail(add())
+}
+
+// WriteFlow appends one flow record; r may be reused after the call.
+func (d *Dataset) WriteFlow(r *schemas.FlowRecord) error {
+	return d.write(func() error { return d.flows.write(d, r) })
 }
 
 // WriteFlows appends flow records, column by column, which is several
 // times faster than one WriteFlow each; rs may be reused after the call.
 func (d *Dataset) WriteFlows(rs []schemas.FlowRecord) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	return d.fail(d.flows.writeSlice(d, rs))
+	return d.write(func() error { return d.flows.writeSlice(d, rs) })
 }
 
 // WriteFinding appends one finding; f may be reused after the call.
 func (d *Dataset) WriteFinding(f *schemas.Finding) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	return d.fail(d.findings.write(d, f))
+	return d.write(func() error { return d.findings.write(d, f) })
 }
 
 // WriteDigest appends one window digest; r may be reused after the call.
 func (d *Dataset) WriteDigest(r *schemas.WindowDigest) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	return d.fail(d.digests.write(d, r))
+	return d.write(func() error { return d.digests.write(d, r) })
 }
 
 // WritePackets appends packet metadata rows; the slice and the payloads it
 // points to may be reused after the call.
 func (d *Dataset) WritePackets(pkts []schemas.PacketMeta) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return err
-	}
-	return d.fail(d.packets.writeSlice(d, pkts))
+	return d.write(func() error { return d.packets.writeSlice(d, pkts) })
 }
 
 // Flush commits everything written so far as the set <Config.Name>-<n>, n
