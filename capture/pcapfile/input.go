@@ -9,8 +9,7 @@ import (
 )
 
 // window is how many mapped bytes the reader passes before it hands the
-// pages behind it back, which bounds its resident memory, and how far
-// ahead of it the pages are faulted in.
+// pages behind it back, which bounds its resident memory.
 const window = 8 << 20
 
 // input is the reader's buffer over the (decompressed) stream. Frames alias
@@ -30,7 +29,6 @@ type input struct {
 	mapped   []byte // the whole file, when mapped
 	pf       int64  // stream bytes before this offset have been prefetched
 	released int64  // mapped bytes before this offset are released
-	pager    *pager // faults the mapping in ahead
 }
 
 func newInput(r io.Reader, size int) input {

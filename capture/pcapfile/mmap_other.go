@@ -4,8 +4,6 @@ package pcapfile
 
 import "os"
 
-type pager struct{}
-
 // mapInput never maps on this platform: the reader reads the file.
 func mapInput(*os.File) (input, func() error, bool) { return input{}, nil, false }
 
