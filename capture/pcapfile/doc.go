@@ -14,8 +14,7 @@
 //
 // Reading is zero-copy. On Linux, Open maps a plain regular file into
 // memory and parses the mapping in place, handing the pages behind the
-// reader back every 8 MiB so resident memory stays small, and having the
-// next 16 MiB faulted in from a goroutine of its own; streams (NewReader,
+// reader back every 8 MiB so resident memory stays small; streams (NewReader,
 // pipes), compressed files and other systems are parsed from a 1 MiB
 // buffer refilled from the input.
 // Frame.Data aliases the mapping or the buffer until the next call to Next.
