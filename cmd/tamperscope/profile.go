@@ -5,17 +5,19 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
-// profiles are the --cpuprofile and --memprofile flags of the commands
-// that move packets, for finding where a run spends its time.
+// profiles are the --cpuprofile, --memprofile and --trace flags of the
+// commands that move packets, for finding where a run spends its time.
 type profiles struct {
-	cpu, mem string
+	cpu, mem, trace string
 }
 
 func (p *profiles) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile to `FILE`")
 	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile to `FILE` at the end (allocations over the whole run)")
+	fs.StringVar(&p.trace, "trace", "", "write a Go execution trace to `FILE` (go tool trace): which goroutine waits for which")
 }
 
 // run calls fn with the CPU profile running, then writes the heap profile.
@@ -30,6 +32,17 @@ func (p *profiles) run(fn func() error) error {
 			return fmt.Errorf("start CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if p.trace != "" {
+		f, err := os.Create(p.trace)
+		if err != nil {
+			return fmt.Errorf("create trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("start trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	err := fn()
 	if p.mem != "" {

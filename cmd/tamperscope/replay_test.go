@@ -78,3 +78,22 @@ func checkExits(t *testing.T, cases []exitCase) {
 		})
 	}
 }
+
+// TestReplayProfiles: --cpuprofile and --memprofile write pprof profiles
+// (gzipped protocol buffers) and --trace a Go execution trace.
+func TestReplayProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cpu, mem, trace := filepath.Join(dir, "cpu"), filepath.Join(dir, "mem"), filepath.Join(dir, "trace")
+	if code, _, stderr := run(t, "replay", "--quiet", "--cpuprofile", cpu, "--memprofile", mem, "--trace", trace, labCapture); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []struct{ path, prefix string }{{cpu, "\x1f\x8b"}, {mem, "\x1f\x8b"}, {trace, "go 1."}} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte(f.prefix)) || len(b) < 64 {
+			t.Errorf("%s: %d bytes starting %q, want a file starting %q", filepath.Base(f.path), len(b), b[:min(len(b), 16)], f.prefix)
+		}
+	}
+}
