@@ -129,6 +129,23 @@ func (e *Engine) Advance(nowNs int64) error {
 	return e.err
 }
 
+// Split ends every flow that started before beforeNs (flow.Table.Split):
+// their records so far are written, with end reason "split", and their
+// later packets start new flows.
+func (e *Engine) Split(beforeNs int64) error {
+	e.table.Split(beforeNs)
+	return e.err
+}
+
+// Resume tells the engine that r, a flow record with end reason "split",
+// was written by an earlier run over the same stream: the packets it
+// holds are dropped when they come again (flow.Table.Resume).
+func (e *Engine) Resume(r *schemas.FlowRecord) {
+	if k, ok := flow.KeyOfRecord(r); ok {
+		e.table.Resume(k, r.EndNs)
+	}
+}
+
 // ObserveDNS records the names a DNS response maps to addresses, for the
 // collateral of IP blocks, without a flow: in a partitioned stream the
 // response's own flow lives in the resolver's partition, and copies of it

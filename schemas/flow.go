@@ -26,7 +26,7 @@ type FlowRecord struct {
 
 	ConnState      string `json:"conn_state" doc:"Zeek conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH)"`
 	History        string `json:"history" doc:"Zeek history letters (upper case: client)"`
-	EndReason      string `json:"end_reason" doc:"fin, rst, idle, evicted or eof"`
+	EndReason      string `json:"end_reason" doc:"fin, rst, idle, evicted, eof, reuse (a new connection took the 4-tuple) or split (distributed mode: open longer than --max-open at a checkpoint, continued in a new flow)"`
 	HandshakeRTTNs int64  `json:"handshake_rtt_ns" doc:"SYN to ACK of SYN-ACK as seen at the vantage; 0 when unknown"`
 	SynRTTNs       int64  `json:"syn_rtt_ns" doc:"SYN to SYN-ACK; 0 when unknown"`
 	ClientRetrans  uint32 `json:"client_retrans" doc:"client segments retransmitted"`

@@ -27,6 +27,7 @@ const (
 	EndEvicted                      // least recently active flow when the table was full
 	EndEOF                          // FlushAll (end of input)
 	EndReuse                        // a new connection reused the 4-tuple of an open flow
+	EndSplit                        // open too long to hold back: written so far, later packets start a new flow (Table.Split)
 )
 
 func (r EndReason) String() string {
@@ -43,6 +44,8 @@ func (r EndReason) String() string {
 		return "eof"
 	case EndReuse:
 		return "reuse"
+	case EndSplit:
+		return "split"
 	}
 	return "unknown"
 }
@@ -143,11 +146,12 @@ type Stats struct {
 	Invalid        uint64 // packets without usable addresses, skipped
 	Flows          uint64 // flows created
 	Active         int    // flows in the table now
-	Ended          [EndReuse + 1]uint64
+	Ended          [EndSplit + 1]uint64
 	Evicted        uint64 // same as Ended[EndEvicted]
 	Reused         uint64 // 4-tuples reused by a new SYN
 	FragLater      uint64 // IP later-fragments seen
 	FragAttributed uint64 // of those, counted on their flow by IP ID
 	ICMPErrors     uint64 // ICMP errors attributed to the flow they quote
 	StreamDrops    uint64 // TCP segments not placed in a stream buffer (too many holes)
+	Resumed        uint64 // packets dropped because a split record written before holds them (Table.Resume)
 }

@@ -31,6 +31,31 @@ func KeyOf(p *schemas.PacketMeta) (k Key, ok bool) {
 	return k, ok
 }
 
+// KeyOfRecord returns the key of the flow r records. ok is false when r's
+// addresses or protocol cannot be read back.
+func KeyOfRecord(r *schemas.FlowRecord) (k Key, ok bool) {
+	var proto uint8
+	switch r.Proto {
+	case "tcp":
+		proto = schemas.ProtoTCP
+	case "udp":
+		proto = schemas.ProtoUDP
+	case "icmp":
+		proto = schemas.ProtoICMP
+	case "icmpv6":
+		proto = schemas.ProtoICMPv6
+	default:
+		return Key{}, false
+	}
+	c, err1 := netip.ParseAddr(r.ClientIP)
+	s, err2 := netip.ParseAddr(r.ServerIP)
+	if err1 != nil || err2 != nil {
+		return Key{}, false
+	}
+	k.Vantage = VantageTag(r.Vantage)
+	return k, k.set(c, s, r.ClientPort, r.ServerPort, proto)
+}
+
 // VantageTag is the Key.Vantage of a vantage name: a 16-bit FNV-1a hash,
 // never 0 for a name, 0 for none (which keeps the hashes and flow ids of
 // captures without a vantage what they were).

@@ -77,6 +77,7 @@ type Table struct {
 	sweepAt int64
 	lastTs  int64
 	stats   Stats
+	resume  map[Key]int64 // Resume: packets of these flows up to then are dropped
 }
 
 // New returns an empty table.
@@ -203,6 +204,10 @@ func (t *Table) UpdateKeyed(p *schemas.PacketMeta, kp *KeyedPacket) (*State, Dir
 	}
 	isNew := false
 	if st == nil {
+		if len(t.resume) > 0 && t.resumed(k, ts) {
+			t.stats.Resumed++
+			return nil, 0, false
+		}
 		st = t.create(k, h, p, icmpErr)
 		isNew = true
 	}
@@ -266,6 +271,55 @@ func (t *Table) FlushAll() {
 			t.end(st, r)
 		}
 	}
+}
+
+// Split ends every flow that started before beforeNs: a flow still open
+// with EndSplit, so that its record so far is written and its later
+// packets start a new flow; a closed flow lingering for late packets with
+// its close reason. A consumer of a partitioned stream splits long flows
+// so that the offset it may commit (before the start of every open flow)
+// is not held back by them for ever.
+func (t *Table) Split(beforeNs int64) {
+	for c := range t.lists {
+		for i := t.lists[c].head; i >= 0; {
+			st, next := t.state(i), t.links[i].next
+			if st.StartNs < beforeNs {
+				r := EndSplit
+				if uint8(c) == clsTCPClosed {
+					r = st.reason
+				}
+				t.end(st, r)
+			}
+			i = next
+		}
+	}
+}
+
+// Resume tells the table that flow k was split at afterNs by an earlier
+// run over the same stream, whose record up to then is written: packets of
+// k up to afterNs that would start a flow are dropped (Stats.Resumed), and
+// the first one after it starts the flow's next piece. Packet time decides,
+// so a packet of the next piece stamped with the split record's last
+// timestamp is dropped too.
+func (t *Table) Resume(k Key, afterNs int64) {
+	if t.resume == nil {
+		t.resume = map[Key]int64{}
+	}
+	t.resume[k] = max(t.resume[k], afterNs)
+}
+
+// resumed reports whether a packet at ts of flow k, which has no live
+// flow, is held by a split record (Resume); past that time it forgets k.
+func (t *Table) resumed(k *Key, ts int64) bool {
+	until, ok := t.resume[*k]
+	if !ok {
+		return false
+	}
+	if ts <= until {
+		return true
+	}
+	delete(t.resume, *k)
+	return false
 }
 
 func (t *Table) create(k *Key, h uint64, p *schemas.PacketMeta, icmpErr bool) *State {

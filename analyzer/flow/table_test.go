@@ -410,3 +410,62 @@ func TestRecord(t *testing.T) {
 		t.Errorf("throughput: phase %d goodput %f", r.DataPhaseNs, r.GoodputBps)
 	}
 }
+
+// TestSplitAndResume: Split ends the flows started before its time with
+// EndSplit and their later packets start the next piece; a table told to
+// Resume after the split record drops the packets that record holds, so
+// it builds the same next piece from a replay that starts before the
+// split.
+func TestSplitAndResume(t *testing.T) {
+	v := newConv()
+	pkts := []schemas.PacketMeta{v.pkt(true, fS, 0), v.pkt(false, fS|fA, 0), v.pkt(true, fA, 0)}
+	for range 9 {
+		pkts = append(pkts, v.pkt(false, fA, 1000), v.pkt(true, fA, 0))
+	}
+	const at = 8 // packets before the split
+	var a collector
+	ta := New(Config{OnEnd: a.onEnd})
+	for i := range pkts[:at] {
+		ta.Update(&pkts[i])
+	}
+	young := udpPkt(pkts[at-1].TimestampNs, cliAddr, 5353, srvAddr, 53, []byte{1})
+	ta.Update(&young)
+	ta.Split(pkts[at-1].TimestampNs) // the TCP flow started before, the UDP one not
+	if len(a.recs) != 1 || a.reasons[0] != EndSplit || a.recs[0].EndReason != "split" || a.recs[0].ClientPkts+a.recs[0].ServerPkts != at {
+		t.Fatalf("split ended %d flows (%v), want the TCP flow with its %d packets", len(a.recs), a.reasons, at)
+	}
+	for i := range pkts[at:] {
+		if _, _, isNew := ta.Update(&pkts[at+i]); isNew != (i == 0) {
+			t.Fatalf("packet %d after the split: new flow %v", i, isNew)
+		}
+	}
+	ta.FlushAll()
+	var next schemas.FlowRecord
+	for _, r := range a.recs[1:] {
+		if r.Proto == "tcp" {
+			next = r
+		}
+	}
+	if next.FlowID == "" || next.FlowID == a.recs[0].FlowID || next.ClientPkts+next.ServerPkts != uint64(len(pkts)-at) {
+		t.Fatalf("next piece %+v, want the %d packets after the split under another id", next, len(pkts)-at)
+	}
+
+	// The resumed run replays from packet 3, inside the split record.
+	var b collector
+	tb := New(Config{OnEnd: b.onEnd})
+	k, ok := KeyOfRecord(&a.recs[0])
+	if !ok {
+		t.Fatalf("no key from record %+v", a.recs[0])
+	}
+	tb.Resume(k, a.recs[0].EndNs)
+	for i := range pkts[3:] {
+		tb.Update(&pkts[3+i])
+	}
+	tb.FlushAll()
+	if s := tb.Stats(); s.Resumed != at-3 || len(b.recs) != 1 {
+		t.Fatalf("resumed run dropped %d packets and ended %d flows, want %d and 1", s.Resumed, len(b.recs), at-3)
+	}
+	if b.recs[0] != next {
+		t.Errorf("resumed run's piece differs from the original run's:\n%+v\n%+v", b.recs[0], next)
+	}
+}

@@ -48,6 +48,14 @@ type Config struct {
 	// CheckpointMessages checkpoints a partition after this many messages.
 	// The default is 2000.
 	CheckpointMessages int
+	// MaxOpen bounds how far back in packet time a partition's committed
+	// offset may stay: at a checkpoint, flows open for longer are split
+	// (their records so far written with end reason "split", their later
+	// packets starting new flows). Without it one long-lived connection
+	// would hold the offset at its start, and a resumption would replay
+	// the stream from there. The default is 30 minutes; negative never
+	// splits.
+	MaxOpen time.Duration
 	// Logger receives checkpoints and resumptions. The default is
 	// slog.Default().
 	Logger *slog.Logger
@@ -93,6 +101,9 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	if cfg.CheckpointMessages <= 0 {
 		cfg.CheckpointMessages = 2000
+	}
+	if cfg.MaxOpen == 0 {
+		cfg.MaxOpen = 30 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -174,8 +185,11 @@ func (c *Consumer) Process(d transport.Delivery) error {
 		if p.prior, p.sets, err = loadIndex(c.cfg.Root, c.cfg.Topic, p.id, d.Offset); err != nil {
 			return err
 		}
+		for i := range p.prior.splits {
+			p.eng.Resume(&p.prior.splits[i])
+		}
 		if len(p.sets) > 0 {
-			c.log.Info("resuming partition", "partition", p.id, "offset", d.Offset, "sets", len(p.sets), "known_ids", len(p.prior.ids))
+			c.log.Info("resuming partition", "partition", p.id, "offset", d.Offset, "sets", len(p.sets), "known_ids", len(p.prior.ids), "split_flows", len(p.prior.splits))
 		}
 	}
 	sp := span{offset: d.Offset, minNs: math.MaxInt64, maxNs: math.MinInt64}
@@ -300,6 +314,11 @@ func (p *partition) checkpoint(final bool) error {
 	c := p.c
 	p.since = 0
 	p.lastCheck = time.Now()
+	if !final && c.cfg.MaxOpen > 0 && p.maxNs != math.MinInt64 {
+		if err := p.eng.Split(p.maxNs - int64(c.cfg.MaxOpen)); err != nil {
+			return fmt.Errorf("split the long flows of partition %d: %w", p.id, err)
+		}
+	}
 	if p.rows > 0 || len(p.findings) > 0 || p.digests > 0 {
 		name := fmt.Sprintf("%s-p%d-%d-%d", c.cfg.Topic, p.id, p.setFirst, p.last)
 		// A set of the same name written before a restart holds rows this

@@ -14,7 +14,11 @@
 // hold a packet of a flow still open. A message is past the watermark when
 // its newest packet is older than the start of every open flow (packet
 // time, as everywhere in the analyzer), so resuming at the watermark
-// replays every packet of every flow not yet written.
+// replays every packet of every flow not yet written. So that a
+// long-lived connection does not hold the watermark at its start, a
+// checkpoint first splits the flows open longer than MaxOpen (end reason
+// split: the record so far is written, later packets start a new flow);
+// a resumed partition drops the packets its split records hold.
 //
 // Resuming re-emits some flows already written. When a partition's first
 // message arrives, the flow and finding ids of its sets that cover that

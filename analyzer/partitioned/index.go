@@ -6,14 +6,16 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tamperscope/tamperscope/analyzer/flow"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 )
 
 // index is what a resumed partition knows of the rows it wrote before.
 type index struct {
-	ids   map[string]struct{}      // flow, finding and digest ids
-	spans map[endpoints][]flowSpan // flows by their endpoints
+	ids    map[string]struct{}      // flow, finding and digest ids
+	spans  map[endpoints][]flowSpan // flows by their endpoints
+	splits []schemas.FlowRecord     // flows split at a checkpoint (Config.MaxOpen)
 }
 
 // endpoints names a flow whichever side its record calls the client: the
@@ -76,6 +78,9 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 		x.ids[r.FlowID] = struct{}{}
 		e := endpointsOf(r)
 		x.spans[e] = append(x.spans[e], flowSpan{r.FlowID, r.StartNs, r.EndNs})
+		if r.EndReason == flow.EndSplit.String() {
+			x.splits = append(x.splits, *r)
+		}
 		return nil
 	})
 	if err == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ type analyzeConfig struct {
 	findingsTopic string
 	idleExit      time.Duration
 	checkpoint    time.Duration
+	maxOpen       time.Duration
 	session       time.Duration
 	maxFlows      int
 	quiet         bool
@@ -48,6 +50,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.findingsTopic, "findings-topic", "", "also produce findings as JSON, keyed by target IP, to `TOPIC` (default <topic>.findings; \"-\" for none)")
 	fs.DurationVar(&cfg.idleExit, "idle-exit", 0, "end the stream after this long without a message: end every open flow, commit and exit (default: run until signalled)")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint", 10*time.Second, "commit datasets and offsets of a partition this often")
+	fs.DurationVar(&cfg.maxOpen, "max-open", 30*time.Minute, "at a checkpoint, split flows open longer than this (packet time; end reason split), so a restart replays at most about this much of the stream (0: never split)")
 	fs.DurationVar(&cfg.session, "session-timeout", 10*time.Second, "consumer group session timeout: how soon the group notices a dead analyzer")
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap per partition (default 262144)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors")
@@ -110,6 +113,7 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 		Commit:             committerFunc(func(p int, off int64) error { return sub.Commit(p, off) }),
 		Findings:           publish,
 		CheckpointInterval: cfg.checkpoint,
+		MaxOpen:            cmp.Or(cfg.maxOpen, -1), // 0 on the command line: never split
 	})
 	if err != nil {
 		return err

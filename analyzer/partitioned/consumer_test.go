@@ -1,0 +1,150 @@
+package partitioned
+
+import (
+	"cmp"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
+	"github.com/tamperscope/tamperscope/transport"
+)
+
+// offsets records the commits of a Consumer.
+type offsets map[int]int64
+
+func (o offsets) Commit(partition int, offset int64) error {
+	o[partition] = offset
+	return nil
+}
+
+// longFlowStream is one partition's messages: a TCP connection open from
+// the first second to the last, with data every second, among DNS
+// exchanges that each last a moment. Each message holds ten seconds.
+func longFlowStream() (msgs []*schemas.PacketBatch, longPkts uint64) {
+	const base = int64(1_700_000_000_000_000_000)
+	cli, srv := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("192.0.2.1")
+	resolver := netip.MustParseAddr("192.0.2.53")
+	tcp := func(ts int64, fromClient bool, flags uint8, seq, ack uint32, n int) schemas.PacketMeta {
+		p := schemas.PacketMeta{TimestampNs: ts, IPVersion: 4, Proto: schemas.ProtoTCP, TTL: 64, TCPFlags: flags,
+			Seq: seq, Ack: ack, Window: 65535, PayloadLen: uint32(n), IPLen: uint16(40 + n),
+			Src: cli, Dst: srv, SrcPort: 40000, DstPort: 443}
+		if !fromClient {
+			p.Src, p.Dst, p.SrcPort, p.DstPort = p.Dst, p.Src, p.DstPort, p.SrcPort
+		}
+		return p
+	}
+	udp := func(ts int64, port uint16, query bool) schemas.PacketMeta {
+		p := schemas.PacketMeta{TimestampNs: ts, IPVersion: 4, Proto: schemas.ProtoUDP, TTL: 64, IPLen: 28,
+			Src: cli, Dst: resolver, SrcPort: port, DstPort: 53}
+		if !query {
+			p.Src, p.Dst, p.SrcPort, p.DstPort = p.Dst, p.Src, p.DstPort, p.SrcPort
+		}
+		return p
+	}
+	const syn, ack, fin = schemas.TCPSyn, schemas.TCPAck, schemas.TCPFin
+	var b *schemas.PacketBatch
+	cseq, sseq := uint32(1000), uint32(5000)
+	for sec := range 300 {
+		if sec%10 == 0 {
+			b = &schemas.PacketBatch{}
+			msgs = append(msgs, b)
+		}
+		ts := base + int64(sec)*int64(time.Second)
+		switch sec {
+		case 0:
+			b.Packets = append(b.Packets, tcp(ts, true, syn, cseq, 0, 0), tcp(ts+1e6, false, syn|ack, sseq, cseq+1, 0), tcp(ts+2e6, true, ack, cseq+1, sseq+1, 0))
+			cseq, sseq = cseq+1, sseq+1
+			longPkts += 3
+		case 299:
+			b.Packets = append(b.Packets, tcp(ts, true, fin|ack, cseq, sseq, 0), tcp(ts+1e6, false, fin|ack, sseq, cseq+1, 0), tcp(ts+2e6, true, ack, cseq+1, sseq+1, 0))
+			longPkts += 3
+		default:
+			b.Packets = append(b.Packets, tcp(ts, false, ack, sseq, cseq, 1000), tcp(ts+1e6, true, ack, cseq, sseq+1000, 0))
+			sseq += 1000
+			longPkts += 2
+		}
+		b.Packets = append(b.Packets, udp(ts+3e6, uint16(50000+sec), true), udp(ts+4e6, uint16(50000+sec), false))
+	}
+	return msgs, longPkts
+}
+
+// consume runs msgs[from:to] through a Consumer of partition 0 writing
+// under root; close ends the stream, otherwise the Consumer is dropped as
+// a killed process would drop it.
+func consume(t *testing.T, root string, msgs []*schemas.PacketBatch, from, to int, commits offsets, close bool) {
+	t.Helper()
+	c, err := New(Config{Topic: "t", Root: root, Commit: commits, CheckpointMessages: 1, MaxOpen: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := from; off < to; off++ {
+		if err := c.Process(transport.Delivery{Batch: msgs[off], Offset: int64(off)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if close {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func flowRows(t *testing.T, root string) []schemas.FlowRecord {
+	t.Helper()
+	var rs []schemas.FlowRecord
+	if err := sink.ReadRecords(root, "flows", nil, func(r *schemas.FlowRecord) error {
+		rs = append(rs, *r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(rs, func(a, b schemas.FlowRecord) int { return cmp.Compare(a.FlowID, b.FlowID) })
+	return rs
+}
+
+// TestLongFlowSplit: a connection open for the whole stream does not hold
+// the committed offset at its start. Checkpoints split it (MaxOpen), the
+// offset moves on, and an analyzer killed and resumed from that offset
+// writes the same flow rows as one that was never stopped: every packet of
+// the long connection in exactly one of its pieces.
+func TestLongFlowSplit(t *testing.T) {
+	msgs, longPkts := longFlowStream()
+
+	whole := t.TempDir()
+	consume(t, whole, msgs, 0, len(msgs), offsets{}, true)
+	want := flowRows(t, whole)
+	var pieces, pkts uint64
+	for _, r := range want {
+		if r.Proto == "tcp" {
+			pieces++
+			pkts += r.ClientPkts + r.ServerPkts
+		}
+	}
+	if pieces < 5 || pkts != longPkts {
+		t.Fatalf("the 300 s connection is %d pieces holding %d packets; want one per 30 s or so, holding all %d", pieces, pkts, longPkts)
+	}
+
+	resumed := t.TempDir()
+	commits := offsets{}
+	consume(t, resumed, msgs, 0, 20, commits, false)
+	off, ok := commits[0]
+	if !ok || off < 10 {
+		t.Fatalf("committed offset %d (committed: %v) after 20 of %d messages: the long flow holds it back", off, ok, len(msgs))
+	}
+	consume(t, resumed, msgs, int(off)+1, len(msgs), commits, true)
+	got := flowRows(t, resumed)
+	if len(got) != len(want) {
+		t.Fatalf("resumed run wrote %d flows, the whole run %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("flow %d differs:\nresumed %+v\nwhole   %+v", i, got[i], want[i])
+		}
+	}
+}
