@@ -154,10 +154,15 @@ func (e *Engine) ObserveDNS(payload []byte) {
 	e.parse.DNSAnswers += uint64(e.dns.addAnswer(payload))
 }
 
-// OldestOpenNs returns the earliest start of a flow still open, or
-// math.MaxInt64 when none is: every packet of an open flow is at or after
-// it. It walks the flow table; call it at checkpoints, not per packet.
-func (e *Engine) OldestOpenNs() int64 { return e.table.OldestStartNs() }
+// ReplayFromNs returns the packet time from which an engine fed the same
+// stream again would rebuild everything this one holds and has not
+// written: the start of its oldest open flow, or of its oldest detection
+// window not judged yet, whose flows the detectors need whole; or
+// math.MaxInt64 when it holds nothing. It walks the flow table; call it
+// at checkpoints, not per packet.
+func (e *Engine) ReplayFromNs() int64 {
+	return min(e.table.OldestStartNs(), e.det.OldestWindowNs())
+}
 
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats {

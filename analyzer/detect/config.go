@@ -42,6 +42,13 @@ var DefaultInterceptionIssuers = []string{
 	"Qaznet Trust Network", // Kazakhstan 2019, 2020
 }
 
+// WindowStart returns the start of the window of packet time that a flow
+// starting at ns belongs to.
+func (c Config) WindowStart(ns int64) int64 {
+	w := int64(c.withDefaults().Window)
+	return ns - ns%w
+}
+
 // Effective returns c with every default filled in: what the detectors
 // run with, and what datasets record as their detector configuration.
 func (c Config) Effective() Config { return c.withDefaults() }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -72,7 +73,7 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 		}
 	}
 	w := int64(s.cfg.Window)
-	k := winKey{r.StartNs - r.StartNs%w, sum.vantage}
+	k := winKey{s.cfg.WindowStart(r.StartNs), sum.vantage}
 	win := s.wins[k]
 	if win == nil {
 		win = &window{startNs: k.start, endNs: k.start + w, vantage: k.vantage}
@@ -83,6 +84,17 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 	// flows live at most a TCP timeout, and residual effects need room.
 	grace := w + int64(s.cfg.ResidualWindow) + int64(flow.Config{}.TCPTimeout)
 	s.judgeWindows(func(k winKey) bool { return nowNs-k.start > grace+w }, emit)
+}
+
+// OldestWindowNs returns the start of the oldest window not judged yet,
+// or math.MaxInt64 when every window is: the flows of that window and
+// later ones are all the Set still has to judge.
+func (s *Set) OldestWindowNs() int64 {
+	oldest := int64(math.MaxInt64)
+	for k := range s.wins {
+		oldest = min(oldest, k.start)
+	}
+	return oldest
 }
 
 // Finish judges every remaining window (end of input).

@@ -188,6 +188,9 @@ func (c *Consumer) Process(d transport.Delivery) error {
 		for i := range p.prior.splits {
 			p.eng.Resume(&p.prior.splits[i])
 		}
+		for w, n := range p.prior.judged {
+			p.judged[w.startNs] += n // digest ids go on counting
+		}
 		if len(p.sets) > 0 {
 			c.log.Info("resuming partition", "partition", p.id, "offset", d.Offset, "sets", len(p.sets), "known_ids", len(p.prior.ids), "split_flows", len(p.prior.splits))
 		}
@@ -344,7 +347,7 @@ func (p *partition) checkpoint(final bool) error {
 	p.setFirst = -1
 	oldest := int64(math.MaxInt64)
 	if !final {
-		oldest = p.eng.OldestOpenNs()
+		oldest = p.eng.ReplayFromNs()
 	}
 	i := 0
 	for i < len(p.msgs) && p.msgs[i].maxNs < oldest {
@@ -382,10 +385,16 @@ func (p *partition) drop() error {
 	return p.ds.Close()
 }
 
-// skip drops the tail of a flow written before the resumption.
+// skip drops, before the detectors see them, the tail of a flow written
+// before the resumption, and a flow written before whose detection window
+// was judged, with it, before too.
 func (p *partition) skip(r *schemas.FlowRecord) bool {
-	if p.prior.tail(r) {
+	switch {
+	case p.prior.tail(r):
 		p.c.st.Tails++
+		return true
+	case p.prior.has(r.FlowID) && p.prior.judged[window{p.c.cfg.Engine.Detect.WindowStart(r.StartNs), r.Vantage}] > 0:
+		p.c.st.Repeated++
 		return true
 	}
 	return false

@@ -1,7 +1,9 @@
 package partitioned
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -9,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/tamperscope/tamperscope/capture/pcapfile"
+	"github.com/tamperscope/tamperscope/ingest"
+	"github.com/tamperscope/tamperscope/internal/synth"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/sink"
 	"github.com/tamperscope/tamperscope/transport"
@@ -22,9 +29,10 @@ func (o offsets) Commit(partition int, offset int64) error {
 	return nil
 }
 
-// longFlowStream is one partition's messages: a TCP connection open from
-// the first second to the last, with data every second, among DNS
-// exchanges that each last a moment. Each message holds ten seconds.
+// longFlowStream is one partition's messages: an hour of a TCP
+// connection open from the first second to the last, with data every ten
+// seconds, among DNS exchanges that each last a moment. Each message holds
+// 100 seconds.
 func longFlowStream() (msgs []*schemas.PacketBatch, longPkts uint64) {
 	const base = int64(1_700_000_000_000_000_000)
 	cli, srv := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("192.0.2.1")
@@ -47,20 +55,21 @@ func longFlowStream() (msgs []*schemas.PacketBatch, longPkts uint64) {
 		return p
 	}
 	const syn, ack, fin = schemas.TCPSyn, schemas.TCPAck, schemas.TCPFin
+	const steps = 360 // of ten seconds
 	var b *schemas.PacketBatch
 	cseq, sseq := uint32(1000), uint32(5000)
-	for sec := range 300 {
-		if sec%10 == 0 {
+	for i := range steps {
+		if i%10 == 0 {
 			b = &schemas.PacketBatch{}
 			msgs = append(msgs, b)
 		}
-		ts := base + int64(sec)*int64(time.Second)
-		switch sec {
+		ts := base + int64(i)*10*int64(time.Second)
+		switch i {
 		case 0:
 			b.Packets = append(b.Packets, tcp(ts, true, syn, cseq, 0, 0), tcp(ts+1e6, false, syn|ack, sseq, cseq+1, 0), tcp(ts+2e6, true, ack, cseq+1, sseq+1, 0))
 			cseq, sseq = cseq+1, sseq+1
 			longPkts += 3
-		case 299:
+		case steps - 1:
 			b.Packets = append(b.Packets, tcp(ts, true, fin|ack, cseq, sseq, 0), tcp(ts+1e6, false, fin|ack, sseq, cseq+1, 0), tcp(ts+2e6, true, ack, cseq+1, sseq+1, 0))
 			longPkts += 3
 		default:
@@ -68,7 +77,7 @@ func longFlowStream() (msgs []*schemas.PacketBatch, longPkts uint64) {
 			sseq += 1000
 			longPkts += 2
 		}
-		b.Packets = append(b.Packets, udp(ts+3e6, uint16(50000+sec), true), udp(ts+4e6, uint16(50000+sec), false))
+		b.Packets = append(b.Packets, udp(ts+3e6, uint16(50000+i), true), udp(ts+4e6, uint16(50000+i), false))
 	}
 	return msgs, longPkts
 }
@@ -78,7 +87,7 @@ func longFlowStream() (msgs []*schemas.PacketBatch, longPkts uint64) {
 // a killed process would drop it.
 func consume(t *testing.T, root string, msgs []*schemas.PacketBatch, from, to int, commits offsets, close bool) {
 	t.Helper()
-	c, err := New(Config{Topic: "t", Root: root, Commit: commits, CheckpointMessages: 1, MaxOpen: 30 * time.Second,
+	c, err := New(Config{Topic: "t", Root: root, Commit: commits, CheckpointMessages: 1, MaxOpen: 5 * time.Minute,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -126,16 +135,16 @@ func TestLongFlowSplit(t *testing.T) {
 			pkts += r.ClientPkts + r.ServerPkts
 		}
 	}
-	if pieces < 5 || pkts != longPkts {
-		t.Fatalf("the 300 s connection is %d pieces holding %d packets; want one per 30 s or so, holding all %d", pieces, pkts, longPkts)
+	if pieces < 8 || pkts != longPkts {
+		t.Fatalf("the hour-long connection is %d pieces holding %d packets; want one per 5 to 7 min, holding all %d", pieces, pkts, longPkts)
 	}
 
 	resumed := t.TempDir()
 	commits := offsets{}
-	consume(t, resumed, msgs, 0, 20, commits, false)
+	consume(t, resumed, msgs, 0, 24, commits, false)
 	off, ok := commits[0]
 	if !ok || off < 10 {
-		t.Fatalf("committed offset %d (committed: %v) after 20 of %d messages: the long flow holds it back", off, ok, len(msgs))
+		t.Fatalf("committed offset %d (committed: %v) after 24 of %d messages (40 min): the long flow holds it back", off, ok, len(msgs))
 	}
 	consume(t, resumed, msgs, int(off)+1, len(msgs), commits, true)
 	got := flowRows(t, resumed)
@@ -147,4 +156,89 @@ func TestLongFlowSplit(t *testing.T) {
 			t.Errorf("flow %d differs:\nresumed %+v\nwhole   %+v", i, got[i], want[i])
 		}
 	}
+}
+
+// synthStream is an hour of synthetic traffic (internal/synth) with
+// resets concentrated on a few names, in messages of 500 packets.
+func synthStream(t *testing.T) []*schemas.PacketBatch {
+	t.Helper()
+	var pcap bytes.Buffer
+	if _, err := synth.Write(&pcap, synth.Config{Flows: 3000, DurationSec: 3600, Names: 40, ResetShare: 0.05, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := pcapfile.NewReader(&pcap, "synth", pcapfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c batches
+	if _, err := ingest.Run(context.Background(), src, &c, ingest.Config{BatchSize: 500}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// batches collects what ingest.Run publishes.
+type batches []*schemas.PacketBatch
+
+func (c *batches) Publish(_ context.Context, b *schemas.PacketBatch) error {
+	*c = append(*c, b)
+	return nil
+}
+
+func (c *batches) Close() error { return nil }
+
+// TestResumedDetectors: an analyzer killed in the middle of an hour of
+// traffic and resumed from its committed offset writes the same flows,
+// findings and window digests as one that was never stopped: the flows of
+// the detection windows still open at the kill are all judged again.
+func TestResumedDetectors(t *testing.T) {
+	msgs := synthStream(t)
+	whole := t.TempDir()
+	consume(t, whole, msgs, 0, len(msgs), offsets{}, true)
+	want := readAll(t, whole)
+	if len(want.findings) < 5 {
+		t.Fatalf("the whole run has %d findings; the stream should make more", len(want.findings))
+	}
+
+	resumed := t.TempDir()
+	commits := offsets{}
+	kill := len(msgs) * 6 / 10
+	consume(t, resumed, msgs, 0, kill, commits, false)
+	off, ok := commits[0]
+	if !ok {
+		t.Fatalf("nothing committed after %d of %d messages (an hour of traffic)", kill, len(msgs))
+	}
+	consume(t, resumed, msgs, int(off)+1, len(msgs), commits, true)
+	got := readAll(t, resumed)
+	if diff := gocmp.Diff(want, got, gocmp.AllowUnexported(rows{})); diff != "" {
+		t.Errorf("resumed at offset %d of %d, killed at %d: rows differ from the whole run (-whole +resumed):\n%s", off, len(msgs), kill, diff)
+	}
+}
+
+// rows are a dataset's rows, sorted by id.
+type rows struct {
+	flows    []schemas.FlowRecord
+	findings []schemas.Finding
+	digests  []schemas.WindowDigest
+}
+
+func readAll(t *testing.T, root string) rows {
+	t.Helper()
+	r := rows{flows: flowRows(t, root)}
+	err := sink.ReadRecords(root, "findings", nil, func(f *schemas.Finding) error {
+		r.findings = append(r.findings, *f)
+		return nil
+	})
+	if err == nil {
+		err = sink.ReadRecords(root, "digests", nil, func(d *schemas.WindowDigest) error {
+			r.digests = append(r.digests, *d)
+			return nil
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(r.findings, func(a, b schemas.Finding) int { return cmp.Compare(a.FindingID, b.FindingID) })
+	slices.SortFunc(r.digests, func(a, b schemas.WindowDigest) int { return cmp.Compare(a.DigestID, b.DigestID) })
+	return r
 }

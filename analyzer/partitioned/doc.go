@@ -11,10 +11,12 @@
 // file set <topic>-p<partition>-<first>-<last> (the offsets of the
 // messages processed meanwhile); only then is the partition's offset
 // committed, and only up to the watermark: the first message that may
-// hold a packet of a flow still open. A message is past the watermark when
-// its newest packet is older than the start of every open flow (packet
+// hold a packet of a flow still open or of a detection window not judged
+// yet. A message is past the watermark when its newest packet is older
+// than the start of every open flow and every unjudged window (packet
 // time, as everywhere in the analyzer), so resuming at the watermark
-// replays every packet of every flow not yet written. So that a
+// replays every packet of every flow not yet written, and every flow the
+// detectors still have to judge. So that a
 // long-lived connection does not hold the watermark at its start, a
 // checkpoint first splits the flows open longer than MaxOpen (end reason
 // split: the record so far is written, later packets start a new flow);
@@ -23,9 +25,10 @@
 // Resuming re-emits some flows already written. When a partition's first
 // message arrives, the flow and finding ids of its sets that cover that
 // offset or later are loaded; a re-emitted flow or finding with a known id
-// is not written again, and a flow that is the tail of a known flow (same
-// endpoints, inside its time span: its start was before the watermark) is
-// dropped before the detectors see it. Revocation (a rebalance, a
+// is not written again. A flow that is the tail of a known flow (same
+// endpoints, inside its time span: its start was before the watermark),
+// and a known flow whose window has a known digest (it was judged), are
+// dropped before the detectors see them. Revocation (a rebalance, a
 // shutdown) checkpoints and drops the partition's state without ending
 // its open flows, so the next owner rebuilds them whole. Only the end of
 // the stream (Close) ends open flows, after moving every engine to the

@@ -1,6 +1,7 @@
 package partitioned
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,13 @@ type index struct {
 	ids    map[string]struct{}      // flow, finding and digest ids
 	spans  map[endpoints][]flowSpan // flows by their endpoints
 	splits []schemas.FlowRecord     // flows split at a checkpoint (Config.MaxOpen)
+	judged map[window]int           // digests written of each window: it was judged
+}
+
+// window names a detection window, as detect keys them.
+type window struct {
+	startNs int64
+	vantage string
 }
 
 // endpoints names a flow whichever side its record calls the client: the
@@ -63,7 +71,7 @@ func (x *index) tail(r *schemas.FlowRecord) bool {
 // loadIndex reads the ids of the sets of partition id that cover offset
 // from or later, and the names of all the partition's sets.
 func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool, error) {
-	x := &index{ids: map[string]struct{}{}, spans: map[endpoints][]flowSpan{}}
+	x := &index{ids: map[string]struct{}{}, spans: map[endpoints][]flowSpan{}, judged: map[window]int{}}
 	sets := map[string]bool{}
 	prefix := "part-" + topic + "-p" + strconv.Itoa(id) + "-"
 	pick := func(path string) bool {
@@ -92,6 +100,13 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 	if err == nil {
 		err = sink.ReadRecords(root, "digests", pick, func(d *schemas.WindowDigest) error {
 			x.ids[d.DigestID] = struct{}{}
+			var v struct {
+				Vantage string `json:"vantage"`
+			}
+			if err := json.Unmarshal([]byte(d.Digest), &v); err != nil {
+				return fmt.Errorf("digest %s: %w", d.DigestID, err)
+			}
+			x.judged[window{d.WindowStartNs, v.Vantage}]++
 			return nil
 		})
 	}

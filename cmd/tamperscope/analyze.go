@@ -50,7 +50,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.findingsTopic, "findings-topic", "", "also produce findings as JSON, keyed by target IP, to `TOPIC` (default <topic>.findings; \"-\" for none)")
 	fs.DurationVar(&cfg.idleExit, "idle-exit", 0, "end the stream after this long without a message: end every open flow, commit and exit (default: run until signalled)")
 	fs.DurationVar(&cfg.checkpoint, "checkpoint", 10*time.Second, "commit datasets and offsets of a partition this often")
-	fs.DurationVar(&cfg.maxOpen, "max-open", 30*time.Minute, "at a checkpoint, split flows open longer than this (packet time; end reason split), so a restart replays at most about this much of the stream (0: never split)")
+	fs.DurationVar(&cfg.maxOpen, "max-open", 30*time.Minute, "at a checkpoint, split flows open longer than this (packet time; end reason split), so that one long-lived connection does not hold back the offsets a restart resumes from (0: never split)")
 	fs.DurationVar(&cfg.session, "session-timeout", 10*time.Second, "consumer group session timeout: how soon the group notices a dead analyzer")
 	fs.IntVar(&cfg.maxFlows, "max-flows", 0, "flow table cap per partition (default 262144)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors")

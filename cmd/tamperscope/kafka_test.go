@@ -292,7 +292,8 @@ func committedFlowFiles(dir string) int {
 }
 
 // TestKafkaAnalyzerKilled SIGKILLs an analyzer once it has committed part
-// of the stream and restarts it: every flow ends up in the datasets once.
+// of the stream and restarts it: every flow ends up in the datasets once,
+// and the findings are those of one process.
 func TestKafkaAnalyzerKilled(t *testing.T) {
 	addr := kafkaAddr(t)
 	pcap := filepath.Join(t.TempDir(), "gen.pcap")
@@ -322,7 +323,11 @@ func TestKafkaAnalyzerKilled(t *testing.T) {
 	// Digests written before the kill are not written again: one per
 	// window and partition, so aggregate's findings are not repeated.
 	runBin(t, "aggregate", "--quiet", out)
-	noDuplicates(t, readDataset(t, out))
+	got = readDataset(t, out)
+	noDuplicates(t, got)
+	if diff := cmp.Diff(want.findings, got.findings); diff != "" {
+		t.Errorf("findings differ from the in-process run (-in-process +killed, resumed and aggregated):\n%s", diff)
+	}
 	ids := map[string]bool{}
 	if err := sink.ReadRecords(out, "digests", nil, func(d *schemas.WindowDigest) error {
 		if ids[d.DigestID] {
