@@ -153,7 +153,7 @@ func (e *Engine) parseRequest(st *flow.State, a *app, dir flow.Dir, b []byte) {
 func (e *Engine) parseUDP(a *app, dir flow.Dir, p *schemas.PacketMeta) {
 	b := p.Payload
 	if p.SrcPort == 53 || p.SrcPort == 5353 {
-		if n := e.dns.addAnswer(b); n > 0 {
+		if n := e.dns.addAnswer(b, e.nowNs); n > 0 {
 			e.parse.DNSAnswers += uint64(n)
 		}
 		return

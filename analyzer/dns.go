@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/tamperscope/tamperscope/analyzer/detect"
+	"github.com/tamperscope/tamperscope/internal/recent"
 )
 
 // maxNamesPerIP bounds the names remembered per address: collateral lists
@@ -14,18 +17,21 @@ const maxNamesPerIP = 1000
 
 // dnsNames remembers which names DNS answers mapped to which addresses:
 // one source of the collateral of an IP block (the other is ClientHellos).
+// Addresses not seen in an answer for a while are forgotten, as the
+// detectors forget theirs (detect.AddressMemory).
 type dnsNames struct {
-	byIP map[netip.Addr]map[string]struct{}
+	byIP *recent.Map[netip.Addr, map[string]struct{}]
 	p    dnsmessage.Parser
 }
 
 func newDNSNames() *dnsNames {
-	return &dnsNames{byIP: map[netip.Addr]map[string]struct{}{}}
+	return &dnsNames{byIP: recent.New[netip.Addr, map[string]struct{}](detect.AddressMemory, detect.MaxAddresses)}
 }
 
-// addAnswer records the A/AAAA records of a DNS response and returns how
-// many it found. Malformed messages are ignored: DNS here is a hint.
-func (d *dnsNames) addAnswer(b []byte) int {
+// addAnswer records the A/AAAA records of a DNS response seen at packet
+// time nowNs and returns how many it found. Malformed messages are
+// ignored: DNS here is a hint.
+func (d *dnsNames) addAnswer(b []byte, nowNs int64) int {
 	h, err := d.p.Start(b)
 	if err != nil || !h.Response || h.RCode != dnsmessage.RCodeSuccess {
 		return 0
@@ -66,11 +72,11 @@ func (d *dnsNames) addAnswer(b []byte) int {
 			}
 			continue
 		}
-		set := d.byIP[addr]
+		set, _ := d.byIP.Get(addr)
 		if set == nil {
 			set = map[string]struct{}{}
-			d.byIP[addr] = set
 		}
+		d.byIP.Put(nowNs, addr, set)
 		if len(set) < maxNamesPerIP {
 			set[name] = struct{}{}
 		}
@@ -80,7 +86,7 @@ func (d *dnsNames) addAnswer(b []byte) int {
 
 // namesOf returns the names DNS answers gave for ip, sorted.
 func (d *dnsNames) namesOf(ip netip.Addr) []string {
-	set := d.byIP[ip]
+	set, _ := d.byIP.Get(ip)
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)

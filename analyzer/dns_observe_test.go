@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/tamperscope/tamperscope/analyzer/detect"
 )
 
 func dnsResponse(t *testing.T, name string, addr [4]byte) []byte {
@@ -44,5 +46,25 @@ func TestObserveDNS(t *testing.T) {
 	}
 	if st := e.Stats(); st.Packets != 0 || st.Flow.Flows != 0 || st.Parse.DNSAnswers != 1 {
 		t.Errorf("stats %+v: want one DNS answer and no packet or flow", st)
+	}
+}
+
+// TestDNSNamesForgotten: the names an answer gave an address are
+// forgotten once no answer named it for a few days of packet time.
+func TestDNSNamesForgotten(t *testing.T) {
+	e := New(Config{}, nil)
+	ip := netip.AddrFrom4([4]byte{198, 51, 100, 7})
+	t0 := int64(1_700_000_000e9)
+	e.Advance(t0)
+	e.ObserveDNS(dnsResponse(t, "old.example.", ip.As4()))
+	e.Advance(t0 + int64(detect.AddressMemory)/2)
+	e.ObserveDNS(dnsResponse(t, "other.example.", [4]byte{198, 51, 100, 8}))
+	if got := e.dns.namesOf(ip); !slices.Equal(got, []string{"old.example"}) {
+		t.Errorf("half a day later: names %q, want [old.example]", got)
+	}
+	e.Advance(t0 + 3*int64(detect.AddressMemory))
+	e.ObserveDNS(dnsResponse(t, "other.example.", [4]byte{198, 51, 100, 8}))
+	if got := e.dns.namesOf(ip); len(got) != 0 {
+		t.Errorf("three days later: names %q, want none", got)
 	}
 }

@@ -151,7 +151,7 @@ func (e *Engine) Resume(r *schemas.FlowRecord) {
 // response's own flow lives in the resolver's partition, and copies of it
 // reach the others for their names only.
 func (e *Engine) ObserveDNS(payload []byte) {
-	e.parse.DNSAnswers += uint64(e.dns.addAnswer(payload))
+	e.parse.DNSAnswers += uint64(e.dns.addAnswer(payload, e.nowNs))
 }
 
 // ReplayFromNs returns the packet time from which an engine fed the same

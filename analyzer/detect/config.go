@@ -2,6 +2,17 @@ package detect
 
 import "time"
 
+// What the detectors remember of an address beyond its windows (the names
+// seen on it, the TTL of its SYN-ACKs; the engine's DNS answers likewise)
+// is forgotten when the address has not been seen for between
+// AddressMemory and twice that, or sooner when more than MaxAddresses
+// addresses were seen within AddressMemory: months of capture then hold
+// at most 2*MaxAddresses of each (internal/recent).
+const (
+	AddressMemory = 24 * time.Hour
+	MaxAddresses  = 1 << 18
+)
+
 // Config tunes the detectors. The zero value works; every zero field takes
 // the default in its comment.
 type Config struct {

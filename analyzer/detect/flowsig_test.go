@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/tamperscope/tamperscope/analyzer/flow"
@@ -222,5 +223,59 @@ func TestFingerprintStable(t *testing.T) {
 	}
 	if a, b := mk(1), mk(3); a == "" || a != b {
 		t.Errorf("fingerprints %q and %q, want equal and set", a, b)
+	}
+}
+
+// TestAddressMemory: the names seen on an address and the TTL of its
+// SYN-ACKs are remembered for a day after it was last seen, then
+// forgotten, so that a capture running for months keeps them bounded.
+func TestAddressMemory(t *testing.T) {
+	s := New(Config{}, nil)
+	// flow ends a handshake and a request naming name, to server, at
+	// packet time start.
+	flow1 := func(start int64, server netip.Addr, name string) {
+		v := newConv()
+		v.t = start
+		v.handshake()
+		v.c(10, psh|ack, 300)
+		v.s(30, psh|ack, 1000)
+		tab := flow.New(flow.Config{OnEnd: func(st *flow.State, _ flow.EndReason) {
+			var r schemas.FlowRecord
+			st.Record(&r)
+			r.SNI = name // as the engine's ClientHello parser would
+			s.OnFlowEnd(st, &r, st.LastNs, func(*schemas.Finding) {})
+		}})
+		for i := range v.pkts {
+			p := &v.pkts[i]
+			if p.Src == srv {
+				p.Src = server
+			} else {
+				p.Dst = server
+			}
+			tab.Update(p)
+		}
+		tab.FlushAll()
+	}
+	other := netip.MustParseAddr("198.51.100.99")
+	seen := func() bool {
+		_, ttl := s.ttlOf("", srv.String())
+		names := s.collateral(srv.String())
+		if ttl != slices.Contains(names, "old.example") {
+			t.Fatalf("TTL remembered %v but names %q: both or neither", ttl, names)
+		}
+		return ttl
+	}
+	t0 := int64(1_700_000_000e9)
+	flow1(t0, srv, "old.example")
+	if !seen() {
+		t.Fatal("a flow's name and TTL not remembered")
+	}
+	flow1(t0+int64(AddressMemory)/2, other, "other.example")
+	if !seen() {
+		t.Error("forgotten half a day later")
+	}
+	flow1(t0+3*int64(AddressMemory), other, "other.example")
+	if seen() {
+		t.Error("still remembered three days later")
 	}
 }

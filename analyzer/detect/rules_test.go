@@ -22,10 +22,11 @@ func judgeFlows(t *testing.T, flows []*summary, names map[string][]string) []sch
 	newSet := func() *Set {
 		s := New(Config{}, nil)
 		for ip, ns := range names {
-			s.ipNames[ip] = map[string]struct{}{}
+			set := map[string]struct{}{}
 			for _, n := range ns {
-				s.ipNames[ip][n] = struct{}{}
+				set[n] = struct{}{}
 			}
+			s.ipNames.Put(0, ip, set)
 		}
 		return s
 	}

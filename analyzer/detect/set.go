@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/tamperscope/tamperscope/analyzer/flow"
+	"github.com/tamperscope/tamperscope/internal/recent"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
@@ -18,9 +19,9 @@ type Set struct {
 	cfg     Config
 	namesOf func(netip.Addr) []string
 	wins    map[winKey]*window
-	ipNames map[string]map[string]struct{} // server IP -> names seen in flows
-	ttl     map[vantageAddr]uint8          // TTL of the server's SYN-ACKs
-	deferTo func(*Digest)                  // DeferCrossAddress
+	ipNames *recent.Map[string, map[string]struct{}] // server IP -> names seen in flows
+	ttl     *recent.Map[vantageAddr, uint8]          // TTL of the server's SYN-ACKs
+	deferTo func(*Digest)                            // DeferCrossAddress
 }
 
 // winKey names a window: its start and the vantage of its flows.
@@ -45,8 +46,8 @@ func New(cfg Config, namesOf func(netip.Addr) []string) *Set {
 		cfg:     cfg.withDefaults(),
 		namesOf: namesOf,
 		wins:    map[winKey]*window{},
-		ipNames: map[string]map[string]struct{}{},
-		ttl:     map[vantageAddr]uint8{},
+		ipNames: recent.New[string, map[string]struct{}](AddressMemory, MaxAddresses),
+		ttl:     recent.New[vantageAddr, uint8](AddressMemory, MaxAddresses),
 	}
 }
 
@@ -56,18 +57,18 @@ func New(cfg Config, namesOf func(netip.Addr) []string) *Set {
 func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit func(*schemas.Finding)) {
 	classify(&s.cfg, st, r, nowNs, s.ttlOf)
 	if st.Proto == schemas.ProtoTCP && st.Dir[flow.FromServer].SYNs > 0 && st.Dir[flow.FromServer].Net.Pkts > 0 {
-		s.ttl[vantageAddr{r.Vantage, r.ServerIP}] = st.Dir[flow.FromServer].Net.FirstTTL
+		s.ttl.Put(nowNs, vantageAddr{r.Vantage, r.ServerIP}, st.Dir[flow.FromServer].Net.FirstTTL)
 	}
 	if a := st.Server.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return // nobody answers a multicast or broadcast "flow": nothing to judge
 	}
 	sum := summarize(st, r)
 	if sum.name != "" {
-		names := s.ipNames[r.ServerIP]
+		names, _ := s.ipNames.Get(r.ServerIP)
 		if names == nil {
 			names = map[string]struct{}{}
-			s.ipNames[r.ServerIP] = names
 		}
+		s.ipNames.Put(nowNs, r.ServerIP, names)
 		if len(names) < 1000 {
 			names[sum.name] = struct{}{}
 		}
@@ -119,15 +120,15 @@ func (s *Set) judgeWindows(closed func(winKey) bool, emit func(*schemas.Finding)
 }
 
 func (s *Set) ttlOf(vantage, ip string) (uint8, bool) {
-	v, ok := s.ttl[vantageAddr{vantage, ip}]
-	return v, ok
+	return s.ttl.Get(vantageAddr{vantage, ip})
 }
 
 // collateral lists every name seen on ip: in ClientHellos, HTTP Hosts and
 // QUIC Initials of any flow, and in DNS answers.
 func (s *Set) collateral(ip string) []string {
 	set := map[string]struct{}{}
-	for n := range s.ipNames[ip] {
+	names, _ := s.ipNames.Get(ip)
+	for n := range names {
 		set[n] = struct{}{}
 	}
 	if a, err := netip.ParseAddr(ip); err == nil {

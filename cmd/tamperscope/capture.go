@@ -153,6 +153,9 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
+	// A capture may run for months: its closing table shows the latest
+	// findings, the datasets and JSON lines have them all.
+	out.keep = captureTableFindings
 	eng := analyzer.New(analyzer.Config{}, out)
 	var counts atomic.Pointer[sourceCounts]
 	counts.Store(&sourceCounts{})
@@ -165,13 +168,20 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 	procErr := analyze(ctx, liveDepth, func(pub transport.Publisher) {
 		summary, capErr = runSource(ctx, cfg, pub, func() uint64 { return out.flowCount() }, &counts)
 	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, func() { met.tick(eng, out.ds) }, func() {})
-	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", len(out.findings))
+	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", out.found)
 	if !out.json {
-		printFindings(stdout, out.findings)
-		fmt.Fprintf(stdout, "\n%s; %d flows, %d findings\n", summary, out.flowCount(), len(out.findings))
+		shown := out.tableFindings()
+		printFindings(stdout, shown)
+		if len(shown) < out.found {
+			fmt.Fprintf(stdout, "(the latest %d findings; --out and --format json keep every one)\n", len(shown))
+		}
+		fmt.Fprintf(stdout, "\n%s; %d flows, %d findings\n", summary, out.flowCount(), out.found)
 	}
 	return errors.Join(capErr, procErr)
 }
+
+// captureTableFindings is how many findings capture's closing table keeps.
+const captureTableFindings = 1000
 
 // captureToKafka publishes what the source captures to the packet topic
 // until ctx ends. Capture never waits for the broker: what does not fit

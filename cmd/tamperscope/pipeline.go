@@ -106,7 +106,9 @@ type output struct {
 	ds       *sink.Dataset
 	enc      *json.Encoder
 	flows    atomic.Uint64 // read by periodic reports on other goroutines
-	findings []schemas.Finding
+	findings []schemas.Finding // for the findings table: all, or the latest keep
+	found    int               // findings emitted
+	keep     int               // when > 0, how many findings the table keeps
 
 	pending []record // filled by the analyzer, handed over whole
 	queue   chan []record
@@ -233,6 +235,10 @@ func (o *output) writeFlows(rs []schemas.FlowRecord) error {
 }
 
 func (o *output) Finding(f *schemas.Finding) error {
+	o.found++
+	if o.keep > 0 && len(o.findings) == 2*o.keep {
+		o.findings = append(o.findings[:0], o.findings[o.keep:]...)
+	}
 	o.findings = append(o.findings, *f)
 	if o.queue == nil {
 		return o.writeFinding(f)
@@ -264,11 +270,20 @@ func (o *output) line(v any) error {
 	return o.enc.Encode(v)
 }
 
+// tableFindings returns the findings the table shows: every one, or the
+// latest keep.
+func (o *output) tableFindings() []schemas.Finding {
+	if o.keep > 0 && len(o.findings) > o.keep {
+		return o.findings[len(o.findings)-o.keep:]
+	}
+	return o.findings
+}
+
 // printSummary closes a run's table output: what was read (input), then
 // what the analyzer and the datasets made of it.
 func (o *output) printSummary(input string, es analyzer.Stats) {
 	fmt.Fprintf(o.stdout, "\n%s, %d flows (%d evicted), %d ClientHellos, %d QUIC Initials, %d HTTP requests, %d findings\n",
-		input, o.flowCount(), es.Flow.Evicted, es.Parse.ClientHellos+es.Parse.QUICHellos, es.Parse.QUICInitials, es.Parse.HTTPRequests, len(o.findings))
+		input, o.flowCount(), es.Flow.Evicted, es.Parse.ClientHellos+es.Parse.QUICHellos, es.Parse.QUICInitials, es.Parse.HTTPRequests, o.found)
 	if o.ds != nil {
 		st := o.ds.Stats()
 		fmt.Fprintf(o.stdout, "datasets: %d flow rows, %d finding rows, %d packet rows\n", st.Flows.Rows, st.Findings.Rows, st.Packets.Rows)
