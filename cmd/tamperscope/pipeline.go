@@ -105,7 +105,7 @@ type output struct {
 	json     bool
 	ds       *sink.Dataset
 	enc      *json.Encoder
-	flows    atomic.Uint64 // read by periodic reports on other goroutines
+	flows    atomic.Uint64     // read by periodic reports on other goroutines
 	findings []schemas.Finding // for the findings table: all, or the latest keep
 	found    int               // findings emitted
 	keep     int               // when > 0, how many findings the table keeps
