@@ -132,8 +132,8 @@ type partition struct {
 	// detectors judge the window again, with that flow.
 	judged map[int64]int
 
-	prior      *index // loaded at the first message
-	sets       map[string]bool
+	prior      *index          // loaded at the first message
+	sets       map[string]bool // names of the sets prior was read from
 	since      int
 	lastCheck  time.Time
 	engineEnds uint64
@@ -202,6 +202,11 @@ func (c *Consumer) Process(d transport.Delivery) error {
 	}
 	p.msgs = append(p.msgs, sp)
 	p.maxNs = max(p.maxNs, sp.maxNs)
+	if len(p.prior.ids) > 0 && p.prior.caughtUp(p.maxNs) {
+		// Whatever a resumption replays has come and gone: let the
+		// memory of the rows written before it go.
+		p.prior, p.sets = &index{}, nil
+	}
 	if p.setFirst < 0 {
 		p.setFirst = d.Offset
 	}
@@ -340,7 +345,6 @@ func (p *partition) checkpoint(final bool) error {
 		if _, err := p.ds.Commit(name); err != nil {
 			return fmt.Errorf("commit set %s: %w", name, err)
 		}
-		p.sets[name] = true
 		p.rows, p.findings, p.digests = 0, p.findings[:0], 0
 		c.st.Sets++
 	}

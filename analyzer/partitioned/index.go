@@ -3,9 +3,11 @@ package partitioned
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer/flow"
 	"github.com/tamperscope/tamperscope/schemas"
@@ -18,6 +20,15 @@ type index struct {
 	spans  map[endpoints][]flowSpan // flows by their endpoints
 	splits []schemas.FlowRecord     // flows split at a checkpoint (Config.MaxOpen)
 	judged map[window]int           // digests written of each window: it was judged
+	lastNs int64                    // newest packet time the rows cover
+}
+
+// caughtUp reports whether a partition whose packet time reached nowNs can
+// have no use for x any more: every flow it knows ended, and every window
+// it knows was judged, long before (packet time, with an hour's margin
+// over the 23 minutes windows wait for late flows).
+func (x *index) caughtUp(nowNs int64) bool {
+	return nowNs-x.lastNs > int64(time.Hour)
 }
 
 // window names a detection window, as detect keys them.
@@ -69,23 +80,25 @@ func (x *index) tail(r *schemas.FlowRecord) bool {
 }
 
 // loadIndex reads the ids of the sets of partition id that cover offset
-// from or later, and the names of all the partition's sets.
+// from or later, and their names: the only names a set written from that
+// offset on could take again (its offsets are from or later).
 func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool, error) {
-	x := &index{ids: map[string]struct{}{}, spans: map[endpoints][]flowSpan{}, judged: map[window]int{}}
+	x := &index{ids: map[string]struct{}{}, spans: map[endpoints][]flowSpan{}, judged: map[window]int{}, lastNs: math.MinInt64}
 	sets := map[string]bool{}
 	prefix := "part-" + topic + "-p" + strconv.Itoa(id) + "-"
 	pick := func(path string) bool {
 		set, last, ok := parseSetFile(filepath.Base(path), prefix)
-		if !ok {
+		if !ok || last < from {
 			return false
 		}
 		sets[set] = true
-		return last >= from
+		return true
 	}
 	err := sink.ReadRecords(root, "flows", pick, func(r *schemas.FlowRecord) error {
 		x.ids[r.FlowID] = struct{}{}
 		e := endpointsOf(r)
 		x.spans[e] = append(x.spans[e], flowSpan{r.FlowID, r.StartNs, r.EndNs})
+		x.lastNs = max(x.lastNs, r.EndNs)
 		if r.EndReason == flow.EndSplit.String() {
 			x.splits = append(x.splits, *r)
 		}
@@ -94,6 +107,7 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 	if err == nil {
 		err = sink.ReadRecords(root, "findings", pick, func(f *schemas.Finding) error {
 			x.ids[f.FindingID] = struct{}{}
+			x.lastNs = max(x.lastNs, f.WindowEndNs)
 			return nil
 		})
 	}
@@ -107,6 +121,7 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 				return fmt.Errorf("digest %s: %w", d.DigestID, err)
 			}
 			x.judged[window{d.WindowStartNs, v.Vantage}]++
+			x.lastNs = max(x.lastNs, d.WindowStartNs)
 			return nil
 		})
 	}
