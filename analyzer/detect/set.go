@@ -83,7 +83,7 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 	win.add(sum)
 	// A window is judged once no flow starting in it can still be open:
 	// flows live at most a TCP timeout, and residual effects need room.
-	grace := w + int64(s.cfg.ResidualWindow) + int64(flow.Config{}.TCPTimeout)
+	grace := w + int64(s.cfg.ResidualWindow) + int64(flow.DefaultTCPTimeout)
 	s.judgeWindows(func(k winKey) bool { return nowNs-k.start > grace+w }, emit)
 }
 

@@ -99,9 +99,12 @@ var DefaultServerPorts = []uint16{
 	9092, 9200, 27017,
 }
 
+// DefaultTCPTimeout is Config.TCPTimeout's default.
+const DefaultTCPTimeout = 5 * time.Minute
+
 const (
 	defaultMaxFlows     = 262144
-	defaultTCPTimeout   = 5 * time.Minute
+	defaultTCPTimeout   = DefaultTCPTimeout
 	defaultTCPAttempt   = 30 * time.Second
 	defaultClosedLinger = 5 * time.Second
 	defaultUDPTimeout   = time.Minute

@@ -143,10 +143,10 @@ func TestLongFlowSplit(t *testing.T) {
 
 	resumed := t.TempDir()
 	commits := offsets{}
-	consume(t, resumed, msgs, 0, 24, commits, false)
+	consume(t, resumed, msgs, 0, 30, commits, false)
 	off, ok := commits[0]
 	if !ok || off < 10 {
-		t.Fatalf("committed offset %d (committed: %v) after 24 of %d messages (40 min): the long flow holds it back", off, ok, len(msgs))
+		t.Fatalf("committed offset %d (committed: %v) after 30 of %d messages (50 min): the long flow holds it back", off, ok, len(msgs))
 	}
 	c := consume(t, resumed, msgs, int(off)+1, len(msgs), commits, false)
 	if n := len(c.parts[0].prior.ids); n > 0 {

@@ -26,7 +26,7 @@ type index struct {
 // caughtUp reports whether a partition whose packet time reached nowNs can
 // have no use for x any more: every flow it knows ended, and every window
 // it knows was judged, long before (packet time, with an hour's margin
-// over the 23 minutes windows wait for late flows).
+// over the 28 minutes a window waits before it is judged).
 func (x *index) caughtUp(nowNs int64) bool {
 	return nowNs-x.lastNs > int64(time.Hour)
 }
