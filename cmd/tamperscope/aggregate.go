@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,8 @@ import (
 )
 
 const aggregateExamples = `  tamperscope analyze --kafka 127.0.0.1:9092 --group analyzers --out datasets/ --idle-exit 30s
-  tamperscope aggregate datasets/
+  tamperscope aggregate --final datasets/                     # the stream has ended: judge every window
+  tamperscope aggregate datasets/                             # from cron over a live stream
   tamperscope aggregate --kafka 127.0.0.1:9092 datasets/     # and produce new findings to tamperscope.packets.findings
   tamperscope aggregate --format json datasets/ | jq 'select(.kind == "ip_blocking")'
 `
@@ -35,6 +37,7 @@ type aggregateConfig struct {
 	root          string
 	format        string
 	quiet         bool
+	final         bool
 	kafka         kafkaFlags
 	findingsTopic string
 }
@@ -44,6 +47,7 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("aggregate", "aggregate [flags] DIR", aggregateExamples, stderr)
 	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table) or json (findings as JSON lines)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
+	fs.BoolVar(&cfg.final, "final", false, "the stream has ended (analyze --idle-exit): judge every window, not only those every partition has passed")
 	cfg.kafka.register(fs, false)
 	fs.StringVar(&cfg.findingsTopic, "findings-topic", "", "with --kafka, produce the findings that are new or changed since the last run to `TOPIC` (default <topic>.findings, as analyze)")
 	if err := parseFlags(fs, args); err != nil {
@@ -76,6 +80,11 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // cfg.root, and writes their findings to its findings/ dataset as the set
 // "aggregate", replacing those of an earlier run. With sec, the findings
 // not in that earlier run, or changed, go to the findings topic first.
+//
+// Only final windows count: those every partition has passed, that is
+// judged a window starting at or after them (partitions judge their
+// windows in order), or every window with cfg.final. The others wait for
+// a later run: their facts may still be coming.
 func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, stdout io.Writer) error {
 	if st, err := os.Stat(cfg.root); err != nil || !st.IsDir() {
 		return fmt.Errorf("aggregate: %s is not a dataset directory", cfg.root)
@@ -101,6 +110,12 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 	if err != nil {
 		return fmt.Errorf("aggregate: read the findings of the last run: %w", err)
 	}
+	horizon := int64(math.MaxInt64)
+	if !cfg.final {
+		if horizon, err = finalHorizon(ctx, paths); err != nil {
+			return fmt.Errorf("aggregate: %w", err)
+		}
+	}
 	out, err := newOutput(stdout, cfg.format, cfg.root, aggregateSet)
 	if err != nil {
 		return err
@@ -113,7 +128,7 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 	}
 	// A window lies in the hour directory of its start: judging one
 	// directory at a time holds an hour of digests in memory, not all.
-	judged := 0
+	judged, waiting := 0, map[int64]bool{}
 	for len(paths) > 0 && werr == nil {
 		n := 1
 		for n < len(paths) && filepath.Dir(paths[n]) == filepath.Dir(paths[0]) {
@@ -121,8 +136,15 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 		}
 		var digests []*detect.Digest
 		digests, werr = readDigests(ctx, paths[:n], string(dc))
-		detect.Aggregate(detect.Config{}, digests, emit)
-		judged += len(digests)
+		final := slices.DeleteFunc(digests, func(d *detect.Digest) bool {
+			if d.WindowStartNs > horizon {
+				waiting[d.WindowStartNs] = true
+				return true
+			}
+			return false
+		})
+		detect.Aggregate(detect.Config{}, final, emit)
+		judged += len(final)
 		paths = paths[n:]
 	}
 	if werr == nil && sec != nil {
@@ -145,8 +167,43 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 		printFindings(stdout, out.findings)
 		fmt.Fprintf(stdout, "%d window digests of %s judged; %d findings in %s\n",
 			judged, cfg.root, len(out.findings), filepath.Join(cfg.root, "findings"))
+		if len(waiting) > 0 {
+			fmt.Fprintf(stdout, "%d windows wait until every partition has passed them (or --final, once the stream has ended)\n", len(waiting))
+		}
 	}
 	return nil
+}
+
+// finalHorizon returns the start of the latest final window: the latest
+// window start every partition that wrote a digest has reached. A
+// partition judges its windows in order, so one that judged a window has
+// judged every earlier one, those it had no flow in included.
+func finalHorizon(ctx context.Context, paths []string) (int64, error) {
+	reached := map[string]int64{} // by partition: <topic>-p<id>
+	for _, path := range paths {
+		err := sink.ReadFile(path, func(r *schemas.WindowDigest) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			i := strings.LastIndex(r.DigestID, "-w")
+			if i < 0 {
+				return fmt.Errorf("window digest id %q: not <topic>-p<partition>-w<start>-<n>", r.DigestID)
+			}
+			part := r.DigestID[:i]
+			if at, ok := reached[part]; !ok || r.WindowStartNs > at {
+				reached[part] = r.WindowStartNs
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("read digests: %w", err)
+		}
+	}
+	horizon := int64(math.MaxInt64)
+	for _, at := range reached {
+		horizon = min(horizon, at)
+	}
+	return horizon, nil
 }
 
 // readDigests reads the digests of files, once each: a set re-committed

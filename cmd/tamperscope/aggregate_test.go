@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,21 +72,12 @@ func TestAggregateAcrossHours(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocked := func(startNs int64) string {
-		var flows []string
-		for i := range 3 { // every flow to the address timed out after its SYN
-			flows = append(flows, fmt.Sprintf(`{"id":"C%d-%d","start_ns":%d,"end_ns":%d,"server_ip":"192.0.2.4","server_port":443,"outcome":"timeout","stage":"post_syn","syn_seen":true}`,
-				startNs, i, startNs+int64(i), startNs+int64(i)+1))
-		}
-		return fmt.Sprintf(`{"window_start_ns":%d,"facts":{"ok_names":{"192.0.2.5":["a.test"]},"candidates":0},"addresses":[{"ip":"192.0.2.4","collateral":["a.test","b.test"],"flows":[%s]}]}`,
-			startNs, strings.Join(flows, ","))
-	}
 	const hour = int64(3600e9)
 	start := int64(1_700_000_400e9) / hour * hour
 	hours := []int64{start, start + hour}
 	var digests []schemas.WindowDigest
 	for _, h := range hours {
-		digests = append(digests, schemas.WindowDigest{DigestID: fmt.Sprintf("t-p0-w%d-0", h), WindowStartNs: h, Digest: blocked(h)})
+		digests = append(digests, blockedDigest("t-p0", h))
 	}
 	for set := range 2 { // the second set repeats the first's digest ids
 		writeDigests(t, dir, sink.Config{Name: fmt.Sprintf("t-p0-s%d", set), DetectorConfig: string(dc)}, digests...)
@@ -110,6 +102,76 @@ func TestAggregateAcrossHours(t *testing.T) {
 			t.Errorf("finding %d: %s from %d of %d flows, %q; want ip_blocking from %d of 3 flows, a.test reachable elsewhere",
 				i, f.Kind, f.WindowStartNs, f.Flows, f.Evidence, hours[i])
 		}
+	}
+}
+
+// blockedDigest is partition part's digest of the window starting at
+// startNs: every flow to 192.0.2.4 timed out after its SYN, while a.test,
+// one of its names, works on 192.0.2.5.
+func blockedDigest(part string, startNs int64) schemas.WindowDigest {
+	var flows []string
+	for i := range 3 {
+		flows = append(flows, fmt.Sprintf(`{"id":"C%d-%d","start_ns":%d,"end_ns":%d,"server_ip":"192.0.2.4","server_port":443,"outcome":"timeout","stage":"post_syn","syn_seen":true}`,
+			startNs, i, startNs+int64(i), startNs+int64(i)+1))
+	}
+	return schemas.WindowDigest{DigestID: fmt.Sprintf("%s-w%d-0", part, startNs), WindowStartNs: startNs,
+		Digest: fmt.Sprintf(`{"window_start_ns":%d,"facts":{"ok_names":{"192.0.2.5":["a.test"]},"candidates":0},"addresses":[{"ip":"192.0.2.4","collateral":["a.test","b.test"],"flows":[%s]}]}`,
+			startNs, strings.Join(flows, ","))}
+}
+
+// quietDigest is partition part's digest of a window with nothing to
+// report.
+func quietDigest(part string, startNs int64) schemas.WindowDigest {
+	return schemas.WindowDigest{DigestID: fmt.Sprintf("%s-w%d-0", part, startNs), WindowStartNs: startNs,
+		Digest: fmt.Sprintf(`{"window_start_ns":%d,"facts":{"ok_names":{"192.0.2.9":["c.test"]},"candidates":0}}`, startNs)}
+}
+
+// TestAggregateWaitsForPartitions: a window is judged once every partition
+// has passed it (judged it or a later one); until then its facts may still
+// be coming, and its findings wait. --final judges every window.
+func TestAggregateWaitsForPartitions(t *testing.T) {
+	dc, err := json.Marshal(detect.Config{}.Effective())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const w = int64(600e9)
+	w1, w2 := int64(1_700_000_400e9)/w*w, int64(1_700_000_400e9)/w*w+w
+	windows := func(dir string, args ...string) (starts []int64, stdout string) {
+		t.Helper()
+		code, out, stderr := run(t, append(append([]string{"aggregate"}, args...), dir)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if err := sink.ReadRecords(dir, "findings", nil, func(f *schemas.Finding) error {
+			starts = append(starts, f.WindowStartNs)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(starts)
+		return starts, string(out)
+	}
+	cfg := func(set string) sink.Config { return sink.Config{Name: set, DetectorConfig: string(dc)} }
+	early := func(dir string) { // p1 has not reached the second window yet
+		writeDigests(t, dir, cfg("t-p0-0-9"), blockedDigest("t-p0", w1), blockedDigest("t-p0", w2))
+		writeDigests(t, dir, cfg("t-p1-0-9"), quietDigest("t-p1", w1))
+	}
+
+	dir := t.TempDir()
+	early(dir)
+	got, out := windows(dir)
+	if !slices.Equal(got, []int64{w1}) || !strings.Contains(out, "1 windows wait") {
+		t.Errorf("p1 behind: findings of windows %v, output %q; want the first window's only, the second waiting", got, out)
+	}
+	writeDigests(t, dir, cfg("t-p1-10-19"), quietDigest("t-p1", w2))
+	if got, _ := windows(dir); !slices.Equal(got, []int64{w1, w2}) {
+		t.Errorf("p1 caught up: findings of windows %v, want both", got)
+	}
+
+	final := t.TempDir()
+	early(final)
+	if got, _ := windows(final, "--final"); !slices.Equal(got, []int64{w1, w2}) {
+		t.Errorf("--final: findings of windows %v, want both", got)
 	}
 }
 

@@ -219,11 +219,12 @@ func TestKafkaEquivalence(t *testing.T) {
 					t.Errorf("analyze wrote a %s finding itself; cross-address kinds come from aggregate", f.Kind)
 				}
 			}
-			// Twice: a second run replaces the first one's findings, and
-			// produces none of them to the findings topic again.
+			// Twice, as from cron and then once the stream has ended: the
+			// second run replaces the first one's findings, and produces
+			// none of them to the findings topic again.
 			findingsTopic := uniqueTopic("findings")
-			for range 2 {
-				runBin(t, "aggregate", "--quiet", "--kafka", addr, "--findings-topic", findingsTopic, out)
+			for _, final := range []string{"--final=false", "--final"} {
+				runBin(t, "aggregate", "--quiet", final, "--kafka", addr, "--findings-topic", findingsTopic, out)
 			}
 			got = readDataset(t, out)
 			noDuplicates(t, got)
@@ -322,7 +323,7 @@ func TestKafkaAnalyzerKilled(t *testing.T) {
 	compareFlows(t, want, got, cmpopts.IgnoreFields(schemas.FlowRecord{}, "EndReason"))
 	// Digests written before the kill are not written again: one per
 	// window and partition, so aggregate's findings are not repeated.
-	runBin(t, "aggregate", "--quiet", out)
+	runBin(t, "aggregate", "--quiet", "--final", out)
 	got = readDataset(t, out)
 	noDuplicates(t, got)
 	if diff := cmp.Diff(want.findings, got.findings); diff != "" {
