@@ -113,8 +113,17 @@ func (e *Engine) Process(b *schemas.PacketBatch) error {
 // Close ends every open flow (end of input), runs the cross-flow detectors
 // over everything seen and returns the first Output error.
 func (e *Engine) Close() error {
-	e.table.FlushAll()
+	e.EndFlows()
 	e.det.Finish(e.nowNs, e.emit)
+	return e.err
+}
+
+// EndFlows ends every open flow (end of input), the first half of Close:
+// after it the engine writes no more flow records, only the findings of
+// the windows Close judges, so a caller can finish the flow files
+// meanwhile.
+func (e *Engine) EndFlows() error {
+	e.table.FlushAll()
 	return e.err
 }
 

@@ -178,6 +178,19 @@ func (p *partition[T]) openFile(d *Dataset) error {
 
 func (p *partition[T]) lastWrite() uint64 { return p.used }
 
+// closeFiles finishes the dataset's open files, keeping them for the next
+// commit.
+func (k *kind[T]) closeFiles(d *Dataset) error {
+	for _, hour := range slices.Sorted(maps.Keys(k.parts)) {
+		if p := k.parts[hour]; p.f != nil {
+			if err := p.closeFile(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // closeFile writes the pending batch, finishes the open file and keeps it
 // for the next commit.
 func (p *partition[T]) closeFile(d *Dataset) error {

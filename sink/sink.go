@@ -324,6 +324,19 @@ func (d *Dataset) Close() error {
 	return nil
 }
 
+// CloseFlowFiles finishes the open flows files now, encoding what they
+// buffer, instead of at the next commit, which still publishes them; flow
+// rows written later open new files. A writer with no more flows calls it
+// while the analyzer still judges its last windows.
+func (d *Dataset) CloseFlowFiles() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usable(); err != nil {
+		return err
+	}
+	return d.fail(d.flows.closeFiles(d))
+}
+
 // Abort closes the Dataset and removes every uncommitted file: what was
 // written since the last commit is dropped.
 func (d *Dataset) Abort() error {

@@ -450,3 +450,58 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d flow rows committed, want 1200", got)
 	}
 }
+
+// TestCloseFlowFiles: CloseFlowFiles finishes the open flows file, whose
+// rows are still published by the next commit; flows written after it go
+// to a new file, and an open findings file stays open for more rows.
+func TestCloseFlowFiles(t *testing.T) {
+	root := t.TempDir()
+	d, err := Open(root, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := randomRecords(20, 1, setFlowTime)
+	findings := randomRecords(4, 2, setFindingTime)
+	for i := range flows {
+		flows[i].StartNs = 1_700_000_000e9 // one hour directory
+	}
+	for i := range findings {
+		findings[i].WindowStartNs = 1_700_000_000e9
+	}
+	if err := d.WriteFlows(flows[:15]); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFinding(&findings[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CloseFlowFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFlows(flows[15:]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range findings[1:] {
+		if err := d.WriteFinding(&findings[1+i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths, err := d.Commit("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]int{}
+	for _, p := range paths {
+		ds := filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(p))))
+		tab := columnar.TableOf[schemas.FlowRecord]()
+		if ds == "findings" {
+			tab = columnar.TableOf[schemas.Finding]()
+		}
+		rows[ds] = append(rows[ds], len(readParquet(t, p, tab).rows))
+	}
+	if d := cmp.Diff(map[string][]int{"flows": {15, 5}, "findings": {4}}, rows); d != "" {
+		t.Errorf("rows per published file (-want +got):\n%s", d)
+	}
+}

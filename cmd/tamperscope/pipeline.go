@@ -82,6 +82,12 @@ func analyze(ctx context.Context, depth int, produce func(transport.Publisher), 
 	}
 	wg.Wait()
 	if procErr == nil {
+		procErr = eng.EndFlows()
+	}
+	if procErr == nil {
+		// The flows files are encoded by the writer goroutine while the
+		// detectors judge the last windows.
+		out.flowsDone()
 		procErr = eng.Close()
 	}
 	if err := out.wait(); err != nil && procErr == nil {
@@ -116,11 +122,13 @@ type output struct {
 	done    chan error
 }
 
-// record is a flow record or, when finding is set, a finding: one queue
-// keeps their order.
+// record is a flow record or, when finding is set, a finding, or when
+// flowsDone is set, the end of the flow records: one queue keeps their
+// order.
 type record struct {
-	flow    schemas.FlowRecord
-	finding *schemas.Finding
+	flow      schemas.FlowRecord
+	finding   *schemas.Finding
+	flowsDone bool
 }
 
 // chunk is how many records are handed to the writer at once.
@@ -135,14 +143,19 @@ func (o *output) startAsync() {
 		var flows []schemas.FlowRecord
 		for c := range o.queue {
 			for i := 0; i < len(c) && err == nil; {
-				if c[i].finding != nil {
+				switch {
+				case c[i].finding != nil:
 					err = o.writeFinding(c[i].finding)
+					i++
+					continue
+				case c[i].flowsDone:
+					err = o.closeFlowFiles()
 					i++
 					continue
 				}
 				// A run of flow records goes to the datasets in one call.
 				flows = flows[:0]
-				for ; i < len(c) && c[i].finding == nil; i++ {
+				for ; i < len(c) && c[i].finding == nil && !c[i].flowsDone; i++ {
 					flows = append(flows, c[i].flow)
 				}
 				err = o.writeFlows(flows)
@@ -170,6 +183,26 @@ func (o *output) enqueue(r record) {
 		o.queue <- o.pending
 		o.pending = nil
 	}
+}
+
+// flowsDone tells the writer that no flow record follows: it finishes the
+// flows files right away, while the caller goes on.
+func (o *output) flowsDone() {
+	if o.queue == nil {
+		return
+	}
+	o.enqueue(record{flowsDone: true})
+	if len(o.pending) > 0 {
+		o.queue <- o.pending
+		o.pending = nil
+	}
+}
+
+func (o *output) closeFlowFiles() error {
+	if o.ds == nil {
+		return nil
+	}
+	return o.ds.CloseFlowFiles()
 }
 
 // wait hands over the last records and returns the writer's first error.
