@@ -88,6 +88,9 @@ func newFixture() *fixture {
 			Trigger: "sni", Method: "rst", WindowStartNs: at(24 * time.Hour), WindowEndNs: at(24*time.Hour + time.Minute), Flows: 2, FailedFlows: 2,
 			Confidence: 0.9, Evidence: "2 of 2 flows naming " + hostile + " failed", Fingerprint: fpInjector},
 	}
+	for i := range fx.findings {
+		fx.findings[i].Vantage = "vp1" // as the flows they are about
+	}
 	return fx
 }
 

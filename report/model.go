@@ -100,10 +100,13 @@ type Timeline struct {
 	Lanes    []Lane
 }
 
-// Lane is one finding target on the timeline: a kind and its target, the
-// windows of its findings, and the flows it affected per bucket (failed
-// flows; for throttling and TLS interception every matching flow).
+// Lane is one finding target on the timeline: a kind and its target as
+// one vantage saw it, the windows of its findings, and the flows it
+// affected per bucket (failed flows; for throttling and TLS interception
+// every matching flow). Vantages get lanes apart: an address blocked on
+// one vantage's path may answer another's.
 type Lane struct {
+	Vantage  string
 	Kind     string
 	IP       string
 	Port     uint16
@@ -358,10 +361,10 @@ func newAggregator(r *Report, opts Options, lo, hi int64) *aggregator {
 
 	byKey := map[string]*Lane{}
 	for _, f := range r.Findings {
-		key := f.Kind + "\x00" + f.TargetIP + "\x00" + strconv.Itoa(int(f.TargetPort)) + "\x00" + f.TargetName
+		key := f.Vantage + "\x00" + f.Kind + "\x00" + f.TargetIP + "\x00" + strconv.Itoa(int(f.TargetPort)) + "\x00" + f.TargetName
 		l := byKey[key]
 		if l == nil {
-			l = &Lane{Kind: f.Kind, IP: f.TargetIP, Port: f.TargetPort, Name: f.TargetName, Buckets: make([]int64, n)}
+			l = &Lane{Vantage: f.Vantage, Kind: f.Kind, IP: f.TargetIP, Port: f.TargetPort, Name: f.TargetName, Buckets: make([]int64, n)}
 			byKey[key] = l
 			a.laneList = append(a.laneList, l)
 			a.lanes[f.TargetIP] = append(a.lanes[f.TargetIP], l)
@@ -414,7 +417,7 @@ func bucketStep(d time.Duration) time.Duration {
 
 // matches reports whether a flow counts for a lane.
 func (l *Lane) matches(r *schemas.FlowRecord, name string, failed bool) bool {
-	if l.Port != 0 && l.Port != r.ServerPort {
+	if l.Vantage != r.Vantage || l.Port != 0 && l.Port != r.ServerPort {
 		return false
 	}
 	switch l.Kind {

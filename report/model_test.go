@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tamperscope/tamperscope/schemas"
 )
@@ -304,5 +307,47 @@ func TestRenderEscapes(t *testing.T) {
 		if strings.Contains(page, banned) {
 			t.Errorf("page refers to outside resources (%q)", banned)
 		}
+	}
+}
+
+// TestLanesPerVantage: a block seen from one vantage and the same address
+// answering another get lanes apart: the blocked vantage's lane counts its
+// own failed flows only, and the other vantage's finding has its own lane.
+func TestLanesPerVantage(t *testing.T) {
+	fx := newFixture()
+	blockedFlows := 0
+	for _, f := range fx.flows {
+		if f.ServerIP == ipBlocked && Failed(f.Outcome) {
+			blockedFlows++
+		}
+	}
+	// vp2 reaches the blocked address, two flows fail there for a
+	// reason of their own and a finding says so.
+	for i := range 4 {
+		f := fx.flows[0]
+		f.FlowID, f.Vantage, f.ServerIP, f.SNI = fmt.Sprintf("vp2-%d", i), "vp2", ipBlocked, "tilda-1.example"
+		f.Outcome, f.Stage, f.Signature = "ok", "", ""
+		if i < 2 {
+			f.Outcome = "timeout"
+		}
+		fx.flows = append(fx.flows, f)
+	}
+	vp2 := fx.findings[1] // the ip_blocking finding, as vp2 saw it
+	vp2.FindingID, vp2.Vantage = "b2", "vp2"
+	fx.findings = append(fx.findings, vp2)
+	dir := t.TempDir()
+	fx.write(t, dir, true)
+	r, err := Build(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	affected := map[string]int64{}
+	for _, l := range r.Timeline.Lanes {
+		if l.Kind == schemas.KindIPBlocking {
+			affected[l.Vantage] = l.Affected
+		}
+	}
+	if d := cmp.Diff(map[string]int64{"vp1": int64(blockedFlows), "vp2": 2}, affected); d != "" {
+		t.Errorf("ip_blocking lanes' affected flows by vantage (-want +got):\n%s", d)
 	}
 }
