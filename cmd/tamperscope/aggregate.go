@@ -38,6 +38,7 @@ type aggregateConfig struct {
 	format        string
 	quiet         bool
 	final         bool
+	wait          time.Duration
 	kafka         kafkaFlags
 	findingsTopic string
 }
@@ -48,6 +49,7 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&cfg.format, "format", "table", "stdout output: table (findings table) or json (findings as JSON lines)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "print nothing but errors (and JSON lines with --format json)")
 	fs.BoolVar(&cfg.final, "final", false, "the stream has ended (analyze --idle-exit): judge every window, not only those every partition has passed")
+	fs.DurationVar(&cfg.wait, "wait", time.Hour, "stop waiting for a partition that is this far (packet time) behind the most advanced one: idle, or its analyzer down")
 	cfg.kafka.register(fs, false)
 	fs.StringVar(&cfg.findingsTopic, "findings-topic", "", "with --kafka, produce the findings that are new or changed since the last run to `TOPIC` (default <topic>.findings, as analyze)")
 	if err := parseFlags(fs, args); err != nil {
@@ -84,7 +86,10 @@ func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // Only final windows count: those every partition has passed, that is
 // judged a window starting at or after them (partitions judge their
 // windows in order), or every window with cfg.final. The others wait for
-// a later run: their facts may still be coming.
+// a later run: their facts may still be coming. A partition more than
+// cfg.wait behind the most advanced one stops holding windows back; should
+// its digests come after all, a later run judges those windows again and
+// produces the findings that changed.
 func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, stdout io.Writer) error {
 	if st, err := os.Stat(cfg.root); err != nil || !st.IsDir() {
 		return fmt.Errorf("aggregate: %s is not a dataset directory", cfg.root)
@@ -112,7 +117,7 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 	}
 	horizon := int64(math.MaxInt64)
 	if !cfg.final {
-		if horizon, err = finalHorizon(ctx, paths); err != nil {
+		if horizon, err = finalHorizon(ctx, paths, cfg.wait); err != nil {
 			return fmt.Errorf("aggregate: %w", err)
 		}
 	}
@@ -175,10 +180,11 @@ func aggregate(ctx context.Context, cfg aggregateConfig, sec *kafka.Security, st
 }
 
 // finalHorizon returns the start of the latest final window: the latest
-// window start every partition that wrote a digest has reached. A
-// partition judges its windows in order, so one that judged a window has
-// judged every earlier one, those it had no flow in included.
-func finalHorizon(ctx context.Context, paths []string) (int64, error) {
+// window start every partition that wrote a digest has reached, or is
+// within wait of the most advanced partition. A partition judges its
+// windows in order, so one that judged a window has judged every earlier
+// one, those it had no flow in included.
+func finalHorizon(ctx context.Context, paths []string, wait time.Duration) (int64, error) {
 	reached := map[string]int64{} // by partition: <topic>-p<id>
 	for _, path := range paths {
 		err := sink.ReadFile(path, func(r *schemas.WindowDigest) error {
@@ -199,9 +205,13 @@ func finalHorizon(ctx context.Context, paths []string) (int64, error) {
 			return 0, fmt.Errorf("read digests: %w", err)
 		}
 	}
+	front := int64(math.MinInt64)
+	for _, at := range reached {
+		front = max(front, at)
+	}
 	horizon := int64(math.MaxInt64)
 	for _, at := range reached {
-		horizon = min(horizon, at)
+		horizon = min(horizon, max(at, front-int64(wait)))
 	}
 	return horizon, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/schemas"
@@ -128,7 +129,8 @@ func quietDigest(part string, startNs int64) schemas.WindowDigest {
 
 // TestAggregateWaitsForPartitions: a window is judged once every partition
 // has passed it (judged it or a later one); until then its facts may still
-// be coming, and its findings wait. --final judges every window.
+// be coming, and its findings wait, but not for a partition further behind
+// than --wait. --final judges every window.
 func TestAggregateWaitsForPartitions(t *testing.T) {
 	dc, err := json.Marshal(detect.Config{}.Effective())
 	if err != nil {
@@ -172,6 +174,25 @@ func TestAggregateWaitsForPartitions(t *testing.T) {
 	early(final)
 	if got, _ := windows(final, "--final"); !slices.Equal(got, []int64{w1, w2}) {
 		t.Errorf("--final: findings of windows %v, want both", got)
+	}
+
+	// p1 stays at w1 while p0 goes on for an hour and a half: the windows
+	// more than --wait behind p0 are judged without waiting for p1.
+	idle := t.TempDir()
+	early(idle)
+	var later []schemas.WindowDigest
+	for i := range int64(8) {
+		later = append(later, blockedDigest("t-p0", w2+(i+1)*w))
+	}
+	writeDigests(t, idle, cfg("t-p0-10-19"), later...)
+	got, _ = windows(idle, "--wait", "30m")
+	front := w2 + 8*w
+	var want []int64
+	for s := w1; s <= front-int64(30*time.Minute); s += w {
+		want = append(want, s)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("p1 idle at the first window, p0 nine windows on, --wait 30m: findings of windows %v, want %v", got, want)
 	}
 }
 
