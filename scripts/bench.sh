@@ -10,7 +10,9 @@ cd "$root"
 cache=.cache/bench
 mkdir -p "$cache"
 cap=$cache/bench.pcap
-[ -s "$cap" ] || go run ./bench/gencap -o "$cap"
+# fresh FILE: FILE exists and the generator has not changed since.
+fresh() { [ -s "$1" ] && [ -z "$(find internal/synth bench/gencap -name '*.go' -newer "$1" -print -quit)" ]; }
+fresh "$cap" || go run ./bench/gencap -o "$cap"
 go build -o "$cache/tamperscope" ./cmd/tamperscope
 packets=$(capinfos -c -M "$cap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
 # cache FILE: every tool reads FILE from the page cache, filled the same way
@@ -81,7 +83,7 @@ kport=${BENCH_KAFKA_PORT:-29392}
 kcache=$root/$cache/kafka
 kcap=$cache/bench-kafka.pcap
 idle=3
-[ -s "$kcap" ] || go run ./bench/gencap -flows 20000 -o "$kcap"
+fresh "$kcap" || go run ./bench/gencap -flows 20000 -o "$kcap"
 kpackets=$(capinfos -c -M "$kcap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
 cache "$kcap"
 scripts/kafka.sh fetch

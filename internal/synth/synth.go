@@ -89,6 +89,7 @@ type flowSpec struct {
 	cport, sport   uint16
 	name           int
 	pq             bool
+	tls            int // the client program: index in clients
 	v6             bool
 	udp            bool
 }
@@ -103,11 +104,16 @@ func Write(w io.Writer, cfg Config) (Stats, error) {
 	for i := range names {
 		names[i] = fmt.Sprintf("www.site%04d.example%d.net", i, i%7)
 	}
-	hellos := make([][]byte, 2*cfg.Names) // [name*2 + pq]
+	// Which client opens a flow, and the random fields of its hello, come
+	// from generators of their own.
+	cr := rand.New(rand.NewPCG(cfg.Seed, 0xc11e47))
+	hr := rand.New(rand.NewPCG(cfg.Seed, 0x4e110))
+	hellos := make([][]byte, len(clients)*cfg.Names*2) // [(client*Names + name)*2 + pq]
+	helloAt := func(f *flowSpec) int { return (f.tls*cfg.Names+f.name)*2 + b2i(f.pq) }
 	helloFor := func(f *flowSpec) []byte {
-		i := f.name*2 + b2i(f.pq)
+		i := helloAt(f)
 		if hellos[i] == nil {
-			hellos[i] = clientHello(r, names[f.name], f.pq)
+			hellos[i] = clientHello(hr, &clients[f.tls], names[f.name], f.pq)
 		}
 		return hellos[i]
 	}
@@ -125,10 +131,12 @@ func Write(w io.Writer, cfg Config) (Stats, error) {
 		f := flowSpec{
 			name:  r.IntN(cfg.Names),
 			pq:    r.Float64() < cfg.PQShare,
+			tls:   pickClient(cr),
 			v6:    r.Float64() < cfg.IPv6Share,
 			cport: uint16(32768 + r.IntN(28000)),
 			sport: 443,
 		}
+		f.pq = f.pq && clients[f.tls].pq
 		// Names live on a few hundred server IPs: shared hosting.
 		srv := f.name % 400
 		f.client, f.server = addrs(f.v6, r.IntN(250), srv)
@@ -241,7 +249,7 @@ func Write(w io.Writer, cfg Config) (Stats, error) {
 		var payload []byte
 		switch p.kind {
 		case payHello:
-			h := hellos[f.name*2+b2i(f.pq)]
+			h := hellos[helloAt(f)]
 			payload = h[p.off : p.off+p.n]
 		case payServer:
 			payload = serverStream[p.off : p.off+p.n]

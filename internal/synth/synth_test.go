@@ -35,21 +35,36 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// TestClientHellos: the generated ClientHellos parse, name their server,
-// and the post-quantum ones are too long for one segment.
+// TestClientHellos: every client's ClientHellos parse and name their
+// server, the clients have JA4 fingerprints of their own, and the
+// post-quantum hellos are too long for one segment.
 func TestClientHellos(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, pq := range []bool{false, true} {
-		b := clientHello(r, "www.site0001.example1.net", pq)
-		ch, err := tlshello.ParseClientHello(b)
-		if err != nil {
-			t.Fatalf("pq=%v: %v", pq, err)
+	ja4 := map[string]string{}
+	for i := range clients {
+		c := &clients[i]
+		for _, pq := range []bool{false, true} {
+			if pq && !c.pq {
+				continue
+			}
+			b := clientHello(r, c, "www.site0001.example1.net", pq)
+			ch, err := tlshello.ParseClientHello(b)
+			if err != nil {
+				t.Fatalf("%s pq=%v: %v", c.name, pq, err)
+			}
+			if ch.ServerName != "www.site0001.example1.net" || !strings.HasPrefix(ch.JA4, "t13d") || ch.HasECH {
+				t.Errorf("%s pq=%v: SNI %q JA4 %q ECH %v", c.name, pq, ch.ServerName, ch.JA4, ch.HasECH)
+			}
+			if pq != (len(b) > segSize) || len(b) > 2*segSize {
+				t.Errorf("%s pq=%v: %d-byte hello, segment %d", c.name, pq, len(b), segSize)
+			}
+			if other, ok := ja4[ch.JA4]; ok && other != c.name {
+				t.Errorf("%s and %s share JA4 %s", c.name, other, ch.JA4)
+			}
+			ja4[ch.JA4] = c.name
 		}
-		if ch.ServerName != "www.site0001.example1.net" || !strings.HasPrefix(ch.JA4, "t13d") {
-			t.Errorf("pq=%v: SNI %q JA4 %q", pq, ch.ServerName, ch.JA4)
-		}
-		if pq != (len(b) > segSize) {
-			t.Errorf("pq=%v: %d-byte hello, segment %d", pq, len(b), segSize)
-		}
+	}
+	if len(ja4) != len(clients) {
+		t.Errorf("%d JA4 fingerprints for %d clients: %v", len(ja4), len(clients), ja4)
 	}
 }
