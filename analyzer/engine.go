@@ -155,6 +155,11 @@ func (e *Engine) Resume(r *schemas.FlowRecord) {
 	}
 }
 
+// JudgedThroughNs returns the start of the latest detection window that
+// the engine has judged, with every window before it, by its packet clock
+// (detect.Set.JudgedThroughNs).
+func (e *Engine) JudgedThroughNs() int64 { return e.det.JudgedThroughNs(e.nowNs) }
+
 // ObserveDNS records the names a DNS response maps to addresses, for the
 // collateral of IP blocks, without a flow: in a partitioned stream the
 // response's own flow lives in the resolver's partition, and copies of it

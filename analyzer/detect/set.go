@@ -81,10 +81,32 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 		s.wins[k] = win
 	}
 	win.add(sum)
-	// A window is judged once no flow starting in it can still be open:
-	// flows live at most a TCP timeout, and residual effects need room.
+	s.judgeWindows(func(k winKey) bool { return s.closed(k.start, nowNs) }, emit)
+}
+
+// closed reports whether the window starting at startNs is over by packet
+// time nowNs: no flow starting in it can still be open (flows live at most
+// a TCP timeout), and residual effects have had room.
+func (s *Set) closed(startNs, nowNs int64) bool {
+	w := int64(s.cfg.Window)
 	grace := w + int64(s.cfg.ResidualWindow) + int64(flow.DefaultTCPTimeout)
-	s.judgeWindows(func(k winKey) bool { return nowNs-k.start > grace+w }, emit)
+	return nowNs-startNs > grace+w
+}
+
+// JudgedThroughNs returns the start of the latest window that, by packet
+// time nowNs, is judged with every window before it (a window without
+// flows has nothing to judge): closed, and no earlier window still
+// waiting for a flow to end before it is judged.
+func (s *Set) JudgedThroughNs(nowNs int64) int64 {
+	w := int64(s.cfg.Window)
+	through := s.cfg.WindowStart(nowNs)
+	for !s.closed(through, nowNs) {
+		through -= w
+	}
+	if oldest := s.OldestWindowNs(); oldest <= through {
+		through = oldest - w
+	}
+	return through
 }
 
 // OldestWindowNs returns the start of the oldest window not judged yet,

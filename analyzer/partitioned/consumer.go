@@ -131,6 +131,9 @@ type partition struct {
 	// started: a long flow ending after its window was judged makes the
 	// detectors judge the window again, with that flow.
 	judged map[int64]int
+	// through is the latest window start the written digests show as
+	// judged, with every window before it (aggregate waits for it).
+	through int64
 
 	prior      *index          // loaded at the first message
 	sets       map[string]bool // names of the sets prior was read from
@@ -164,7 +167,7 @@ func (c *Consumer) partition(id int) (*partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datasets of partition %d: %w", id, err)
 	}
-	p := &partition{c: c, id: id, ds: ds, setFirst: -1, last: -1, maxNs: math.MinInt64, lastCheck: time.Now(), judged: map[int64]int{}}
+	p := &partition{c: c, id: id, ds: ds, setFirst: -1, last: -1, maxNs: math.MinInt64, through: math.MinInt64, lastCheck: time.Now(), judged: map[int64]int{}}
 	ecfg := c.cfg.Engine
 	ecfg.Skip = p.skip
 	ecfg.Digests = p.digest
@@ -190,6 +193,7 @@ func (c *Consumer) Process(d transport.Delivery) error {
 		}
 		for w, n := range p.prior.judged {
 			p.judged[w.startNs] += n // digest ids go on counting
+			p.through = max(p.through, w.startNs)
 		}
 		if len(p.sets) > 0 {
 			c.log.Info("resuming partition", "partition", p.id, "offset", d.Offset, "sets", len(p.sets), "known_ids", len(p.prior.ids), "split_flows", len(p.prior.splits))
@@ -327,6 +331,14 @@ func (p *partition) checkpoint(final bool) error {
 			return fmt.Errorf("split the long flows of partition %d: %w", p.id, err)
 		}
 	}
+	if t := p.eng.JudgedThroughNs(); !final && p.maxNs != math.MinInt64 && t > p.through {
+		// Windows without flows, or a gap in the traffic, leave no
+		// digest: an empty one tells aggregate how far this partition
+		// has got.
+		if err := p.digest(&detect.Digest{WindowStartNs: t}); err != nil {
+			return fmt.Errorf("write the progress of partition %d: %w", p.id, err)
+		}
+	}
 	if p.rows > 0 || len(p.findings) > 0 || p.digests > 0 {
 		name := fmt.Sprintf("%s-p%d-%d-%d", c.cfg.Topic, p.id, p.setFirst, p.last)
 		// A set of the same name written before a restart holds rows this
@@ -438,6 +450,7 @@ func (p *partition) writeFlows() error {
 func (p *partition) digest(d *detect.Digest) error {
 	n := p.judged[d.WindowStartNs]
 	p.judged[d.WindowStartNs]++
+	p.through = max(p.through, d.WindowStartNs)
 	id := fmt.Sprintf("%s-p%d-w%d-%d", p.c.cfg.Topic, p.id, d.WindowStartNs, n)
 	if p.prior.has(id) {
 		p.c.st.Repeated++

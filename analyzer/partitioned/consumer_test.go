@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"testing"
@@ -249,4 +250,47 @@ func readAll(t *testing.T, root string) rows {
 	slices.SortFunc(r.findings, func(a, b schemas.Finding) int { return cmp.Compare(a.FindingID, b.FindingID) })
 	slices.SortFunc(r.digests, func(a, b schemas.WindowDigest) int { return cmp.Compare(a.DigestID, b.DigestID) })
 	return r
+}
+
+// TestProgressAcrossGap: a partition whose traffic stops for most of an
+// hour has no flow in the windows of the gap, so nothing there is judged;
+// once its traffic comes back, a digest (empty if need be) still shows
+// aggregate that every window up to 28 minutes back is judged.
+func TestProgressAcrossGap(t *testing.T) {
+	msgs, _ := longFlowStream()
+	var keep []*schemas.PacketBatch
+	var dns []schemas.PacketMeta
+	for _, m := range msgs[:6] { // the first 10 minutes
+		keep = append(keep, &schemas.PacketBatch{Packets: udpOnly(m.Packets)})
+	}
+	for _, m := range msgs[36:39] { // an hour later
+		p := udpOnly(m.Packets)
+		dns = append(dns, p...)
+		keep = append(keep, &schemas.PacketBatch{Packets: p})
+	}
+	root := t.TempDir()
+	consume(t, root, keep, 0, len(keep), offsets{}, false)
+	through := int64(math.MinInt64)
+	if err := sink.ReadRecords(root, "digests", nil, func(d *schemas.WindowDigest) error {
+		through = max(through, d.WindowStartNs)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := dns[len(dns)-1].TimestampNs
+	if want := last - int64(38*time.Minute); through < want {
+		t.Errorf("digests reach the window of %s, want at least %s (38 minutes before the last packet)",
+			time.Unix(0, through).UTC(), time.Unix(0, want).UTC())
+	}
+}
+
+// udpOnly keeps the UDP packets of ps.
+func udpOnly(ps []schemas.PacketMeta) []schemas.PacketMeta {
+	var out []schemas.PacketMeta
+	for _, p := range ps {
+		if p.Proto == schemas.ProtoUDP {
+			out = append(out, p)
+		}
+	}
+	return out
 }
