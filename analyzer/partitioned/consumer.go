@@ -177,6 +177,12 @@ func (c *Consumer) partition(id int) (*partition, error) {
 	return p, nil
 }
 
+// tailSlack is how far packets of one partition may come out of time
+// order across messages: a flow written before a resumption that started
+// later than this before the first replayed packet is rebuilt whole, so
+// it can have no tail, and its span is not kept.
+const tailSlack = time.Minute
+
 // Process runs one delivery through its partition's engine and
 // checkpoints the partition when one is due.
 func (c *Consumer) Process(d transport.Delivery) error {
@@ -184,8 +190,13 @@ func (c *Consumer) Process(d transport.Delivery) error {
 	if err != nil {
 		return err
 	}
+	sp := span{offset: d.Offset, minNs: math.MaxInt64, maxNs: math.MinInt64}
+	for i := range d.Batch.Packets {
+		ts := d.Batch.Packets[i].TimestampNs
+		sp.minNs, sp.maxNs = min(sp.minNs, ts), max(sp.maxNs, ts)
+	}
 	if p.prior == nil {
-		if p.prior, p.sets, err = loadIndex(c.cfg.Root, c.cfg.Topic, p.id, d.Offset); err != nil {
+		if p.prior, p.sets, err = loadIndex(c.cfg.Root, c.cfg.Topic, p.id, d.Offset, sp.minNs+int64(tailSlack)); err != nil {
 			return err
 		}
 		for i := range p.prior.splits {
@@ -198,11 +209,6 @@ func (c *Consumer) Process(d transport.Delivery) error {
 		if len(p.sets) > 0 {
 			c.log.Info("resuming partition", "partition", p.id, "offset", d.Offset, "sets", len(p.sets), "known_ids", len(p.prior.ids), "split_flows", len(p.prior.splits))
 		}
-	}
-	sp := span{offset: d.Offset, minNs: math.MaxInt64, maxNs: math.MinInt64}
-	for i := range d.Batch.Packets {
-		ts := d.Batch.Packets[i].TimestampNs
-		sp.minNs, sp.maxNs = min(sp.minNs, ts), max(sp.maxNs, ts)
 	}
 	p.msgs = append(p.msgs, sp)
 	p.maxNs = max(p.maxNs, sp.maxNs)

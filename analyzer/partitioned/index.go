@@ -81,8 +81,10 @@ func (x *index) tail(r *schemas.FlowRecord) bool {
 
 // loadIndex reads the ids of the sets of partition id that cover offset
 // from or later, and their names: the only names a set written from that
-// offset on could take again (its offsets are from or later).
-func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool, error) {
+// offset on could take again (its offsets are from or later). It keeps
+// the spans of the flows that started before tailsBeforeNs, the only
+// ones whose tails the replay from offset from can rebuild.
+func loadIndex(root, topic string, id int, from, tailsBeforeNs int64) (*index, map[string]bool, error) {
 	x := &index{ids: map[string]struct{}{}, spans: map[endpoints][]flowSpan{}, judged: map[window]int{}, lastNs: math.MinInt64}
 	sets := map[string]bool{}
 	prefix := "part-" + topic + "-p" + strconv.Itoa(id) + "-"
@@ -96,8 +98,10 @@ func loadIndex(root, topic string, id int, from int64) (*index, map[string]bool,
 	}
 	err := sink.ReadRecords(root, "flows", pick, func(r *schemas.FlowRecord) error {
 		x.ids[r.FlowID] = struct{}{}
-		e := endpointsOf(r)
-		x.spans[e] = append(x.spans[e], flowSpan{r.FlowID, r.StartNs, r.EndNs})
+		if r.StartNs < tailsBeforeNs {
+			e := endpointsOf(r)
+			x.spans[e] = append(x.spans[e], flowSpan{r.FlowID, r.StartNs, r.EndNs})
+		}
 		x.lastNs = max(x.lastNs, r.EndNs)
 		if r.EndReason == flow.EndSplit.String() {
 			x.splits = append(x.splits, *r)
