@@ -134,6 +134,7 @@ type partition struct {
 	// through is the latest window start the written digests show as
 	// judged, with every window before it (aggregate waits for it).
 	through int64
+	firstNs int64 // oldest packet time of the partition's own packets
 
 	prior      *index          // loaded at the first message
 	sets       map[string]bool // names of the sets prior was read from
@@ -167,7 +168,7 @@ func (c *Consumer) partition(id int) (*partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datasets of partition %d: %w", id, err)
 	}
-	p := &partition{c: c, id: id, ds: ds, setFirst: -1, last: -1, maxNs: math.MinInt64, through: math.MinInt64, lastCheck: time.Now(), judged: map[int64]int{}}
+	p := &partition{c: c, id: id, ds: ds, setFirst: -1, last: -1, maxNs: math.MinInt64, through: math.MinInt64, firstNs: math.MaxInt64, lastCheck: time.Now(), judged: map[int64]int{}}
 	ecfg := c.cfg.Engine
 	ecfg.Skip = p.skip
 	ecfg.Digests = p.digest
@@ -229,6 +230,7 @@ func (c *Consumer) Process(d transport.Delivery) error {
 			p.eng.ObserveDNS(d.Batch.Packets[i].Payload)
 		}
 	} else {
+		p.firstNs = min(p.firstNs, sp.minNs)
 		c.st.Packets += uint64(len(d.Batch.Packets))
 		if err := p.eng.Process(d.Batch); err != nil {
 			return fmt.Errorf("analyze partition %d offset %d: %w", p.id, d.Offset, err)
@@ -337,10 +339,10 @@ func (p *partition) checkpoint(final bool) error {
 			return fmt.Errorf("split the long flows of partition %d: %w", p.id, err)
 		}
 	}
-	if t := p.eng.JudgedThroughNs(); !final && p.maxNs != math.MinInt64 && t > p.through {
+	if t := p.eng.JudgedThroughNs(); !final && t > p.through && t >= c.cfg.Engine.Detect.WindowStart(p.firstNs) {
 		// Windows without flows, or a gap in the traffic, leave no
 		// digest: an empty one tells aggregate how far this partition
-		// has got.
+		// has got (never about windows before its first packet).
 		if err := p.digest(&detect.Digest{WindowStartNs: t}); err != nil {
 			return fmt.Errorf("write the progress of partition %d: %w", p.id, err)
 		}

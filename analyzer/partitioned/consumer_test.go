@@ -270,9 +270,12 @@ func TestProgressAcrossGap(t *testing.T) {
 	}
 	root := t.TempDir()
 	consume(t, root, keep, 0, len(keep), offsets{}, false)
-	through := int64(math.MinInt64)
+	through, first := int64(math.MinInt64), keep[0].Packets[0].TimestampNs
 	if err := sink.ReadRecords(root, "digests", nil, func(d *schemas.WindowDigest) error {
 		through = max(through, d.WindowStartNs)
+		if d.WindowStartNs < first-int64(10*time.Minute) {
+			t.Errorf("digest %s of a window before the partition's first packet", d.DigestID)
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
