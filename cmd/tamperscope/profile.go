@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
@@ -20,29 +21,29 @@ func (p *profiles) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.trace, "trace", "", "write a Go execution trace to `FILE` (go tool trace): which goroutine waits for which")
 }
 
-// run calls fn with the CPU profile running, then writes the heap profile.
+// run calls fn with the CPU profile and the trace running, then writes
+// the heap profile.
 func (p *profiles) run(fn func() error) error {
-	if p.cpu != "" {
-		f, err := os.Create(p.cpu)
+	for _, r := range []struct {
+		path, what string
+		start      func(io.Writer) error
+		stop       func()
+	}{
+		{p.cpu, "CPU profile", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{p.trace, "trace", trace.Start, trace.Stop},
+	} {
+		if r.path == "" {
+			continue
+		}
+		f, err := os.Create(r.path)
 		if err != nil {
-			return fmt.Errorf("create CPU profile: %w", err)
+			return fmt.Errorf("create %s: %w", r.what, err)
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("start CPU profile: %w", err)
+		if err := r.start(f); err != nil {
+			return fmt.Errorf("start %s: %w", r.what, err)
 		}
-		defer pprof.StopCPUProfile()
-	}
-	if p.trace != "" {
-		f, err := os.Create(p.trace)
-		if err != nil {
-			return fmt.Errorf("create trace: %w", err)
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return fmt.Errorf("start trace: %w", err)
-		}
-		defer trace.Stop()
+		defer r.stop()
 	}
 	err := fn()
 	if p.mem != "" {
