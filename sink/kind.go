@@ -29,6 +29,9 @@ type kind[T columnar.Record] struct {
 	// batchRows is Config.BatchRows.
 	batchRows int
 	parts     map[int64]*partition[T] // by hour number
+	// spare is the builder of a published partition, for the next
+	// partition: its column memory has grown to a batch already.
+	spare *columnar.Builder[T]
 
 	// last caches the partition of the previous record: records mostly
 	// arrive in time order.
@@ -140,14 +143,8 @@ func (p *partition[T]) append(d *Dataset, rs []T) error {
 }
 
 func (p *partition[T]) writeBatch(f *file) error {
-	full := p.b.Len() >= p.k.batchRows
 	rec := p.b.NewRecordBatch()
 	defer rec.Release()
-	if full {
-		// A partition that filled a batch will fill the next one: size
-		// the buffers once instead of growing them by doubling.
-		p.b.Reserve(p.k.batchRows)
-	}
 	if err := f.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("write %s batch to %s: %w", p.k.table.Name, f.tmp, err)
 	}
@@ -170,7 +167,10 @@ func (p *partition[T]) openFile(d *Dataset) error {
 		return err
 	}
 	if p.b == nil {
-		p.b = columnar.NewBuilder[T](nil)
+		p.b, p.k.spare = p.k.spare, nil
+		if p.b == nil {
+			p.b = columnar.NewBuilder[T]()
+		}
 	}
 	d.open = append(d.open, p)
 	return nil
@@ -244,7 +244,8 @@ func (k *kind[T]) publish(d *Dataset, set string) ([]string, error) {
 		}
 		if p.b != nil {
 			k.st.Repaired += int64(p.b.Repaired())
-			p.b.Release()
+			p.b.Reset()
+			k.spare = p.b
 		}
 		delete(k.parts, h)
 	}
@@ -260,9 +261,6 @@ func (k *kind[T]) removePending() error {
 			if err := os.Remove(f.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
-		}
-		if p.b != nil {
-			p.b.Release()
 		}
 		delete(k.parts, h)
 	}

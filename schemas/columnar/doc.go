@@ -23,9 +23,9 @@
 // stay int64 nanoseconds. Column names keep their _ns suffix either way.
 //
 // Appending reads fields through offsets computed at initialisation, never
-// through reflect per row, so a Builder allocates nothing per record beyond
-// the growth of its Arrow buffers. The column reference in docs/datasets.md
-// is generated from Describe:
+// through reflect per row, into Go slices that a Builder keeps from batch to
+// batch: once they have grown to a batch, appending allocates nothing. The
+// column reference in docs/datasets.md is generated from Describe:
 //
 //	go test ./schemas/columnar -run TestDatasetsDoc -update
 package columnar

@@ -23,8 +23,7 @@ func decodeRoundTrip[T columnar.Record](t *testing.T) {
 	for i := range recs {
 		columnartest.Fill(&recs[i], r)
 	}
-	b := columnar.NewBuilder[T](memory.NewGoAllocator())
-	defer b.Release()
+	b := columnar.NewBuilder[T]()
 	b.AppendSlice(recs)
 	rec := b.NewRecordBatch()
 	defer rec.Release()
@@ -72,8 +71,7 @@ func project(t *testing.T, rec arrow.RecordBatch, cols []arrow.Array, names ...s
 
 func TestDecodeSchemaDrift(t *testing.T) {
 	mem := memory.NewGoAllocator()
-	b := columnar.NewBuilder[schemas.PacketMeta](mem)
-	defer b.Release()
+	b := columnar.NewBuilder[schemas.PacketMeta]()
 	p := schemas.PacketMeta{TimestampNs: 1e18, Vantage: "v1", Seq: 42, Payload: []byte("x")}
 	b.Append(&p)
 	rec := b.NewRecordBatch()

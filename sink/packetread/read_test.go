@@ -192,8 +192,7 @@ func TestVantageFilter(t *testing.T) {
 func badAddressFile(t *testing.T, path string) {
 	t.Helper()
 	mem := memory.NewGoAllocator()
-	b := columnar.NewBuilder[schemas.PacketMeta](mem)
-	defer b.Release()
+	b := columnar.NewBuilder[schemas.PacketMeta]()
 	for i := range 3 {
 		b.Append(&schemas.PacketMeta{TimestampNs: t0 + int64(i), Src: netip.MustParseAddr("192.0.2.1")})
 	}
