@@ -2,7 +2,7 @@ package analyzer
 
 import (
 	"fmt"
-	"slices"
+	"sync"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
@@ -46,8 +46,8 @@ type Stats struct {
 }
 
 // Engine turns packets into flow records and findings. It is not safe for
-// concurrent use: shard by flow.Key.Hash (or by server address) and run one
-// engine per shard.
+// concurrent use, Prepare apart: shard by flow.Key.Hash (or by server
+// address) and run one engine per shard.
 type Engine struct {
 	table   *flow.Table
 	apps    apps
@@ -63,7 +63,20 @@ type Engine struct {
 	counts  map[string]int
 	skip    func(r *schemas.FlowRecord) bool
 	keyed   []flow.KeyedPacket // Process's scratch: the batch's flow keys
+	prep    prepared
 }
+
+// prepared holds the flow keys Prepare worked out, by batch, until Process
+// takes them.
+type prepared struct {
+	mu   sync.Mutex
+	keys map[*schemas.PacketBatch][]flow.KeyedPacket
+	free [][]flow.KeyedPacket
+}
+
+// maxPrepared bounds the batches whose keys wait for Process: a pipe holds
+// a few.
+const maxPrepared = 64
 
 // New returns an engine writing to out.
 func New(cfg Config, out Output) *Engine {
@@ -84,21 +97,68 @@ func New(cfg Config, out Output) *Engine {
 	return e
 }
 
+// Prepare works out the flow keys of b's packets for a later Process(b).
+// Unlike every other method it may run on another goroutine than Process,
+// while Process works on other batches: a producer in the same process
+// calls it before handing b over, on the goroutine that decoded b's
+// packets and still has them in its cache, which takes that work off the
+// engine's. Process works the keys out itself for a batch not prepared.
+func (e *Engine) Prepare(b *schemas.PacketBatch) {
+	p := &e.prep
+	p.mu.Lock()
+	if len(p.keys) >= maxPrepared {
+		p.mu.Unlock()
+		return
+	}
+	var keys []flow.KeyedPacket
+	if n := len(p.free); n > 0 {
+		keys, p.free = p.free[n-1], p.free[:n-1]
+	}
+	p.mu.Unlock()
+	keys = flow.KeysOf(keys, b.Packets)
+	p.mu.Lock()
+	if p.keys == nil {
+		p.keys = map[*schemas.PacketBatch][]flow.KeyedPacket{}
+	}
+	p.keys[b] = keys
+	p.mu.Unlock()
+}
+
+// take returns the keys Prepare worked out for b, if it did.
+func (p *prepared) take(b *schemas.PacketBatch) ([]flow.KeyedPacket, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys, ok := p.keys[b]
+	delete(p.keys, b)
+	return keys, ok && len(keys) == len(b.Packets)
+}
+
+// give returns keys to Prepare for another batch.
+func (p *prepared) give(keys []flow.KeyedPacket) {
+	p.mu.Lock()
+	p.free = append(p.free, keys)
+	p.mu.Unlock()
+}
+
 // Process runs every packet of b through the engine. It returns the first
 // error of the Output, after which the engine drops what it produces.
 func (e *Engine) Process(b *schemas.PacketBatch) error {
+	keys, prepared := e.prep.take(b)
+	if !prepared {
+		e.keyed = flow.KeysOf(e.keyed, b.Packets)
+		keys = e.keyed
+	}
 	// Keys first, for the whole batch: the table's index lookups then find
 	// their slots in the cache.
-	e.keyed = slices.Grow(e.keyed[:0], len(b.Packets))[:len(b.Packets)]
-	for i := range b.Packets {
-		e.table.Prepare(&b.Packets[i], &e.keyed[i])
+	for i := range keys {
+		e.table.Prefetch(&keys[i])
 	}
 	for i := range b.Packets {
 		p := &b.Packets[i]
 		e.pkts++
 		// The table expires flows itself as packet time passes.
 		e.nowNs = max(e.nowNs, p.TimestampNs)
-		st, dir, isNew := e.table.UpdateKeyed(p, &e.keyed[i])
+		st, dir, isNew := e.table.UpdateKeyed(p, &keys[i])
 		if st == nil {
 			continue
 		}
@@ -106,6 +166,9 @@ func (e *Engine) Process(b *schemas.PacketBatch) error {
 		if len(p.Payload) > 0 {
 			e.parsePayload(st, a, dir, p)
 		}
+	}
+	if prepared {
+		e.prep.give(keys)
 	}
 	return e.err
 }

@@ -29,3 +29,23 @@ func TestCompareWords(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysOf: the keys KeysOf works out for a batch are those KeyOf gives
+// each packet, vantages changing inside the batch included.
+func TestKeysOf(t *testing.T) {
+	pkts := workload(500, 50, 1000)
+	for i := range pkts {
+		pkts[i].Vantage = []string{"", "kz", "kz", "nl"}[i%4]
+	}
+	pkts[7].Src = netip.Addr{} // no usable address: not ok
+	keys := KeysOf(make([]KeyedPacket, 3), pkts)
+	if len(keys) != len(pkts) {
+		t.Fatalf("%d keys for %d packets", len(keys), len(pkts))
+	}
+	for i := range pkts {
+		k, ok := KeyOf(&pkts[i])
+		if got := keys[i]; got.ok != ok || got.key != k || got.hash != k.Hash() {
+			t.Fatalf("packet %d (vantage %q): KeysOf gives %+v, KeyOf %+v ok=%v", i, pkts[i].Vantage, got, k, ok)
+		}
+	}
+}

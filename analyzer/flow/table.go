@@ -3,6 +3,7 @@ package flow
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -136,7 +137,7 @@ func (t *Table) Update(p *schemas.PacketMeta) (*State, Dir, bool) {
 }
 
 // KeyedPacket is a packet's flow key and hash, worked out ahead of its
-// Update by Prepare.
+// Update by KeysOf.
 type KeyedPacket struct {
 	key  Key
 	hash uint64
@@ -157,15 +158,31 @@ func (t *Table) vantageTag(name string) uint16 {
 	return t.tag
 }
 
-// Prepare works out kp for p and starts loading p's index slot into the
-// CPU cache. Preparing a whole batch before updating it with UpdateKeyed
-// turns the slot lookups, which miss the cache in a busy table, into hits.
-func (t *Table) Prepare(p *schemas.PacketMeta, kp *KeyedPacket) {
-	kp.of(p, t.vantageTag(p.Vantage))
+// KeysOf works out the flow key of every packet of pkts into dst, grown
+// as needed, and returns it. It reads nothing but the packets, so it may
+// run on any goroutine: on the one that decoded them, while the table's
+// goroutine works on the batch before.
+func KeysOf(dst []KeyedPacket, pkts []schemas.PacketMeta) []KeyedPacket {
+	dst = slices.Grow(dst[:0], len(pkts))[:len(pkts)]
+	name, tag := "", uint16(0)
+	for i := range pkts {
+		p := &pkts[i]
+		if p.Vantage != name {
+			name, tag = p.Vantage, VantageTag(p.Vantage)
+		}
+		dst[i].of(p, tag)
+	}
+	return dst
+}
+
+// Prefetch starts loading the index slot of kp's flow into the CPU cache.
+// Prefetching a whole batch before updating it with UpdateKeyed turns the
+// slot lookups, which miss the cache in a busy table, into hits.
+func (t *Table) Prefetch(kp *KeyedPacket) {
 	prefetch.Lines(unsafe.Pointer(&t.slots[kp.hash&t.mask]), 1)
 }
 
-// UpdateKeyed is Update of a packet whose key kp Prepare worked out.
+// UpdateKeyed is Update of a packet whose key KeysOf worked out.
 func (t *Table) UpdateKeyed(p *schemas.PacketMeta, kp *KeyedPacket) (*State, Dir, bool) {
 	t.stats.Packets++
 	ts := p.TimestampNs

@@ -52,7 +52,7 @@ func analyze(ctx context.Context, depth int, produce func(transport.Publisher), 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		produce(pipe)
+		produce(preparing{pipe, eng})
 		pipe.Close()
 	}()
 	var procErr error
@@ -100,6 +100,19 @@ func analyze(ctx context.Context, depth int, produce func(transport.Publisher), 
 		}
 	}
 	return procErr
+}
+
+// preparing publishes to the pipe once the engine has worked out, on the
+// producer's goroutine, what it can of each batch ahead of Process
+// (Engine.Prepare).
+type preparing struct {
+	*inproc.Pipe
+	eng *analyzer.Engine
+}
+
+func (p preparing) Publish(ctx context.Context, b *schemas.PacketBatch) error {
+	p.eng.Prepare(b)
+	return p.Pipe.Publish(ctx, b)
 }
 
 // output fans engine output out to the datasets, JSON lines and the
