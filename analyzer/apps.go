@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,18 +27,31 @@ type ParseStats struct {
 
 // app is what the parsers learned about one flow.
 type app struct {
-	proto   string // tls, quic, http
-	hello   bool   // client side parsed
-	srvDone bool
-	ch      struct {
-		sni, alpn, version, ja4 string
-		ech                     bool
-	}
+	proto        string // tls, quic, http
+	hello        bool   // client side parsed
+	srvDone      bool
+	ch           helloFields
 	host, method string
 	quicVersion  uint32
 	quic1RTT     bool
 	sh           tlshello.ServerHello
 	quic         *quic.Flow
+}
+
+// helloFields is what a flow record keeps of a ClientHello.
+type helloFields struct {
+	sni, alpn, version, ja4 string
+	ech                     bool
+}
+
+func helloFieldsOf(ch *tlshello.ClientHello) helloFields {
+	return helloFields{
+		sni:     ch.ServerName,
+		alpn:    strings.Join(ch.ALPN, ","),
+		version: tlsVersionName(ch.Version()),
+		ja4:     ch.JA4,
+		ech:     ch.HasECH || ch.HasESNI,
+	}
 }
 
 // apps holds per-flow parser state in a slice parallel to the flow
@@ -114,6 +128,13 @@ func (e *Engine) parseRequest(st *flow.State, a *app, dir flow.Dir, b []byte) {
 	}
 	switch {
 	case tlshello.LooksLikeClientHello(b):
+		if h := e.hello; h != nil && bytes.Equal(b, h.payload) {
+			// Prepare parsed these very bytes.
+			a.proto, a.hello, a.ch = "tls", true, h.fields
+			e.parse.ClientHellos++
+			st.StopCollect(dir)
+			return
+		}
 		ch, err := tlshello.ParseClientHello(b)
 		switch {
 		case err == nil:
@@ -205,13 +226,7 @@ func (e *Engine) parseUDP(a *app, dir flow.Dir, p *schemas.PacketMeta) {
 	a.setHello(&ch)
 }
 
-func (a *app) setHello(ch *tlshello.ClientHello) {
-	a.ch.sni = ch.ServerName
-	a.ch.alpn = strings.Join(ch.ALPN, ",")
-	a.ch.version = tlsVersionName(ch.Version())
-	a.ch.ja4 = ch.JA4
-	a.ch.ech = ch.HasECH || ch.HasESNI
-}
+func (a *app) setHello(ch *tlshello.ClientHello) { a.ch = helloFieldsOf(ch) }
 
 func (a *app) record(r *schemas.FlowRecord) {
 	r.AppProto = a.proto

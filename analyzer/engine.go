@@ -7,6 +7,7 @@ import (
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
 	"github.com/tamperscope/tamperscope/analyzer/quic"
+	"github.com/tamperscope/tamperscope/analyzer/tlshello"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
@@ -64,14 +65,31 @@ type Engine struct {
 	skip    func(r *schemas.FlowRecord) bool
 	keyed   []flow.KeyedPacket // Process's scratch: the batch's flow keys
 	prep    prepared
+	hello   *preparedHello // Prepare's parse of the packet Process is at
 }
 
-// prepared holds the flow keys Prepare worked out, by batch, until Process
-// takes them.
+// prepared holds what Prepare worked out, by batch, until Process takes
+// it.
 type prepared struct {
-	mu   sync.Mutex
-	keys map[*schemas.PacketBatch][]flow.KeyedPacket
-	free [][]flow.KeyedPacket
+	mu      sync.Mutex
+	batches map[*schemas.PacketBatch]*preparedBatch
+	free    []*preparedBatch
+}
+
+// preparedBatch is what Prepare works out of one batch: the flow key of
+// every packet, and the ClientHellos that are whole in one packet, which
+// is how nearly every connection opens.
+type preparedBatch struct {
+	keys   []flow.KeyedPacket
+	hellos []preparedHello // by packet index
+}
+
+// preparedHello is a ClientHello parsed from one packet's payload alone.
+// Process uses it when that payload is all the client has sent.
+type preparedHello struct {
+	i       int // index of the packet in the batch
+	payload []byte
+	fields  helloFields
 }
 
 // maxPrepared bounds the batches whose keys wait for Process: a pipe holds
@@ -97,54 +115,75 @@ func New(cfg Config, out Output) *Engine {
 	return e
 }
 
-// Prepare works out the flow keys of b's packets for a later Process(b).
+// Prepare works out what it can of b's packets for a later Process(b):
+// their flow keys, and the ClientHellos that are whole in one packet.
 // Unlike every other method it may run on another goroutine than Process,
 // while Process works on other batches: a producer in the same process
 // calls it before handing b over, on the goroutine that decoded b's
 // packets and still has them in its cache, which takes that work off the
-// engine's. Process works the keys out itself for a batch not prepared.
+// engine's. Process works everything out itself for a batch not prepared.
 func (e *Engine) Prepare(b *schemas.PacketBatch) {
 	p := &e.prep
 	p.mu.Lock()
-	if len(p.keys) >= maxPrepared {
+	if len(p.batches) >= maxPrepared {
 		p.mu.Unlock()
 		return
 	}
-	var keys []flow.KeyedPacket
+	pb := &preparedBatch{}
 	if n := len(p.free); n > 0 {
-		keys, p.free = p.free[n-1], p.free[:n-1]
+		pb, p.free = p.free[n-1], p.free[:n-1]
 	}
 	p.mu.Unlock()
-	keys = flow.KeysOf(keys, b.Packets)
-	p.mu.Lock()
-	if p.keys == nil {
-		p.keys = map[*schemas.PacketBatch][]flow.KeyedPacket{}
+	pb.keys = flow.KeysOf(pb.keys, b.Packets)
+	pb.hellos = pb.hellos[:0]
+	for i := range b.Packets {
+		pkt := &b.Packets[i]
+		if pkt.Proto != schemas.ProtoTCP || !tlshello.LooksLikeClientHello(pkt.Payload) {
+			continue
+		}
+		// Incomplete or malformed: Process sees more of the stream, or
+		// the error, itself.
+		if ch, err := tlshello.ParseClientHello(pkt.Payload); err == nil {
+			pb.hellos = append(pb.hellos, preparedHello{i: i, payload: pkt.Payload, fields: helloFieldsOf(&ch)})
+		}
 	}
-	p.keys[b] = keys
+	p.mu.Lock()
+	if p.batches == nil {
+		p.batches = map[*schemas.PacketBatch]*preparedBatch{}
+	}
+	p.batches[b] = pb
 	p.mu.Unlock()
 }
 
-// take returns the keys Prepare worked out for b, if it did.
-func (p *prepared) take(b *schemas.PacketBatch) ([]flow.KeyedPacket, bool) {
+// take returns what Prepare worked out of b, nil if it did not.
+func (p *prepared) take(b *schemas.PacketBatch) *preparedBatch {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	keys, ok := p.keys[b]
-	delete(p.keys, b)
-	return keys, ok && len(keys) == len(b.Packets)
+	pb := p.batches[b]
+	delete(p.batches, b)
+	if pb == nil || len(pb.keys) != len(b.Packets) {
+		return nil
+	}
+	return pb
 }
 
-// give returns keys to Prepare for another batch.
-func (p *prepared) give(keys []flow.KeyedPacket) {
+// give returns pb to Prepare for another batch.
+func (p *prepared) give(pb *preparedBatch) {
+	clear(pb.hellos) // payloads of a batch that is reused
 	p.mu.Lock()
-	p.free = append(p.free, keys)
+	p.free = append(p.free, pb)
 	p.mu.Unlock()
 }
 
 // Process runs every packet of b through the engine. It returns the first
 // error of the Output, after which the engine drops what it produces.
 func (e *Engine) Process(b *schemas.PacketBatch) error {
-	keys, prepared := e.prep.take(b)
-	if !prepared {
+	pb := e.prep.take(b)
+	var keys []flow.KeyedPacket
+	var hellos []preparedHello
+	if pb != nil {
+		keys, hellos = pb.keys, pb.hellos
+	} else {
 		e.keyed = flow.KeysOf(e.keyed, b.Packets)
 		keys = e.keyed
 	}
@@ -164,11 +203,18 @@ func (e *Engine) Process(b *schemas.PacketBatch) error {
 		}
 		a := e.apps.of(st, isNew)
 		if len(p.Payload) > 0 {
+			for len(hellos) > 0 && hellos[0].i < i {
+				hellos = hellos[1:]
+			}
+			if e.hello = nil; len(hellos) > 0 && hellos[0].i == i {
+				e.hello = &hellos[0]
+			}
 			e.parsePayload(st, a, dir, p)
 		}
 	}
-	if prepared {
-		e.prep.give(keys)
+	e.hello = nil
+	if pb != nil {
+		e.prep.give(pb)
 	}
 	return e.err
 }

@@ -12,20 +12,23 @@ import (
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
-// TestPrepare: batches whose flow keys a producer goroutine worked out
-// (Engine.Prepare, while the engine processes the batches before) give the
-// flows and findings of batches the engine keys itself. Two vantages
-// alternate inside the batches, as the key of a flow includes its
-// vantage's tag.
+// TestPrepare: batches whose flow keys and ClientHellos a producer
+// goroutine worked out (Engine.Prepare, while the engine processes the
+// batches before) give the flows and findings of batches the engine works
+// out itself. Two vantages alternate inside the batches, as the key of a
+// flow includes its vantage's tag.
 func TestPrepare(t *testing.T) {
-	src, err := pcapfile.Open("../lab/testdata/ip-drop-seed1/capture.pcap", pcapfile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	var bs batches
-	if _, err := ingest.Run(context.Background(), src, &bs, ingest.Config{BatchSize: 64}); err != nil {
-		t.Fatal(err)
+	for _, scenario := range []string{"ip-drop-seed1", "sni-reset-seed1", "gfw-inject-seed1", "benign-seed1"} {
+		src, err := pcapfile.Open("../lab/testdata/"+scenario+"/capture.pcap", pcapfile.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ingest.Run(context.Background(), src, &bs, ingest.Config{BatchSize: 64})
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, b := range bs {
 		for i := range b.Packets {
@@ -58,8 +61,14 @@ func TestPrepare(t *testing.T) {
 		return out
 	}
 	want, got := run(false), run(true)
-	if len(want.flows) < 50 || len(want.findings) == 0 {
-		t.Fatalf("%d flows, %d findings: too little to compare", len(want.flows), len(want.findings))
+	named := 0
+	for _, r := range want.flows {
+		if r.SNI != "" {
+			named++
+		}
+	}
+	if len(want.flows) < 100 || named < 40 || len(want.findings) == 0 {
+		t.Fatalf("%d flows, %d with an SNI, %d findings: too little to compare", len(want.flows), named, len(want.findings))
 	}
 	if d := cmp.Diff(want.flows, got.flows); d != "" {
 		t.Errorf("flows differ when prepared (-unprepared +prepared):\n%s", d)

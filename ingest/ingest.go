@@ -181,12 +181,16 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 			if cfg.Anonymize != nil {
 				cfg.Anonymize.Anonymize(p)
 			}
-			hash, dir := flowHash(p)
-			n := snap.keep(p, hash, dir)
-			if n > 0 {
-				refs = append(refs, snapRef{len(b.Packets) - 1, len(b.Arena), n})
-				b.Arena = append(b.Arena, p.Payload[:n]...)
-				st.SnapBytes += uint64(n)
+			// Only a SYN (a new connection) or a payload concerns the
+			// snapshot policy: most packets of a bulk transfer are
+			// neither, and skip its hash and table.
+			if len(p.Payload) > 0 || p.TCPFlags&schemas.TCPSyn != 0 {
+				hash, dir := flowHash(p)
+				if n := snap.keep(p, hash, dir); n > 0 {
+					refs = append(refs, snapRef{len(b.Packets) - 1, len(b.Arena), n})
+					b.Arena = append(b.Arena, p.Payload[:n]...)
+					st.SnapBytes += uint64(n)
+				}
 			}
 			p.Payload = nil
 			pending = false

@@ -114,7 +114,7 @@ func newSnapper(cfg SnapConfig) *snapper {
 
 // keep returns how many bytes of p.Payload to snapshot. hash is the
 // packet's symmetric flow hash; dir says which endpoint sent it (0 for the
-// canonically lower one).
+// canonically lower one), as flowHash returns them.
 func (s *snapper) keep(p *schemas.PacketMeta, hash uint64, dir int) int {
 	key := hash | 1 // 0 marks an empty slot
 	sl := &s.slots[hash&s.mask]
