@@ -128,9 +128,9 @@ func (e *Engine) parseRequest(st *flow.State, a *app, dir flow.Dir, b []byte) {
 	}
 	switch {
 	case tlshello.LooksLikeClientHello(b):
-		if h := e.hello; h != nil && bytes.Equal(b, h.payload) {
+		if h := e.hello; h != nil && bytes.Equal(b, e.helloOf) {
 			// Prepare parsed these very bytes.
-			a.proto, a.hello, a.ch = "tls", true, h.fields
+			a.proto, a.hello, a.ch = "tls", true, *h
 			e.parse.ClientHellos++
 			st.StopCollect(dir)
 			return

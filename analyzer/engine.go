@@ -2,12 +2,10 @@ package analyzer
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
 	"github.com/tamperscope/tamperscope/analyzer/quic"
-	"github.com/tamperscope/tamperscope/analyzer/tlshello"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
@@ -47,8 +45,8 @@ type Stats struct {
 }
 
 // Engine turns packets into flow records and findings. It is not safe for
-// concurrent use, Prepare apart: shard by flow.Key.Hash (or by server
-// address) and run one engine per shard.
+// concurrent use, the Prepare methods apart (prepare.go): shard by
+// flow.Key.Hash (or by server address) and run one engine per shard.
 type Engine struct {
 	table   *flow.Table
 	apps    apps
@@ -65,36 +63,11 @@ type Engine struct {
 	skip    func(r *schemas.FlowRecord) bool
 	keyed   []flow.KeyedPacket // Process's scratch: the batch's flow keys
 	prep    prepared
-	hello   *preparedHello // Prepare's parse of the packet Process is at
+	// hello is the ClientHello Prepare parsed from helloOf, the payload
+	// of the packet Process is at; nil if none.
+	hello   *helloFields
+	helloOf []byte
 }
-
-// prepared holds what Prepare worked out, by batch, until Process takes
-// it.
-type prepared struct {
-	mu      sync.Mutex
-	batches map[*schemas.PacketBatch]*preparedBatch
-	free    []*preparedBatch
-}
-
-// preparedBatch is what Prepare works out of one batch: the flow key of
-// every packet, and the ClientHellos that are whole in one packet, which
-// is how nearly every connection opens.
-type preparedBatch struct {
-	keys   []flow.KeyedPacket
-	hellos []preparedHello // by packet index
-}
-
-// preparedHello is a ClientHello parsed from one packet's payload alone.
-// Process uses it when that payload is all the client has sent.
-type preparedHello struct {
-	i       int // index of the packet in the batch
-	payload []byte
-	fields  helloFields
-}
-
-// maxPrepared bounds the batches whose keys wait for Process: a pipe holds
-// a few.
-const maxPrepared = 64
 
 // New returns an engine writing to out.
 func New(cfg Config, out Output) *Engine {
@@ -113,66 +86,6 @@ func New(cfg Config, out Output) *Engine {
 	fc.OnEnd = e.onEnd
 	e.table = flow.New(fc)
 	return e
-}
-
-// Prepare works out what it can of b's packets for a later Process(b):
-// their flow keys, and the ClientHellos that are whole in one packet.
-// Unlike every other method it may run on another goroutine than Process,
-// while Process works on other batches: a producer in the same process
-// calls it before handing b over, on the goroutine that decoded b's
-// packets and still has them in its cache, which takes that work off the
-// engine's. Process works everything out itself for a batch not prepared.
-func (e *Engine) Prepare(b *schemas.PacketBatch) {
-	p := &e.prep
-	p.mu.Lock()
-	if len(p.batches) >= maxPrepared {
-		p.mu.Unlock()
-		return
-	}
-	pb := &preparedBatch{}
-	if n := len(p.free); n > 0 {
-		pb, p.free = p.free[n-1], p.free[:n-1]
-	}
-	p.mu.Unlock()
-	pb.keys = flow.KeysOf(pb.keys, b.Packets)
-	pb.hellos = pb.hellos[:0]
-	for i := range b.Packets {
-		pkt := &b.Packets[i]
-		if pkt.Proto != schemas.ProtoTCP || !tlshello.LooksLikeClientHello(pkt.Payload) {
-			continue
-		}
-		// Incomplete or malformed: Process sees more of the stream, or
-		// the error, itself.
-		if ch, err := tlshello.ParseClientHello(pkt.Payload); err == nil {
-			pb.hellos = append(pb.hellos, preparedHello{i: i, payload: pkt.Payload, fields: helloFieldsOf(&ch)})
-		}
-	}
-	p.mu.Lock()
-	if p.batches == nil {
-		p.batches = map[*schemas.PacketBatch]*preparedBatch{}
-	}
-	p.batches[b] = pb
-	p.mu.Unlock()
-}
-
-// take returns what Prepare worked out of b, nil if it did not.
-func (p *prepared) take(b *schemas.PacketBatch) *preparedBatch {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pb := p.batches[b]
-	delete(p.batches, b)
-	if pb == nil || len(pb.keys) != len(b.Packets) {
-		return nil
-	}
-	return pb
-}
-
-// give returns pb to Prepare for another batch.
-func (p *prepared) give(pb *preparedBatch) {
-	clear(pb.hellos) // payloads of a batch that is reused
-	p.mu.Lock()
-	p.free = append(p.free, pb)
-	p.mu.Unlock()
 }
 
 // Process runs every packet of b through the engine. It returns the first
@@ -207,12 +120,12 @@ func (e *Engine) Process(b *schemas.PacketBatch) error {
 				hellos = hellos[1:]
 			}
 			if e.hello = nil; len(hellos) > 0 && hellos[0].i == i {
-				e.hello = &hellos[0]
+				e.hello, e.helloOf = &hellos[0].fields, p.Payload
 			}
 			e.parsePayload(st, a, dir, p)
 		}
 	}
-	e.hello = nil
+	e.hello, e.helloOf = nil, nil
 	if pb != nil {
 		e.prep.give(pb)
 	}

@@ -12,55 +12,81 @@ import (
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
-// TestPrepare: batches whose flow keys and ClientHellos a producer
-// goroutine worked out (Engine.Prepare, while the engine processes the
-// batches before) give the flows and findings of batches the engine works
-// out itself. Two vantages alternate inside the batches, as the key of a
-// flow includes its vantage's tag.
+// chanPub hands batches to the engine's goroutine, calling prepare (when
+// set) first, as replay's pipe does.
+type chanPub struct {
+	ch      chan *schemas.PacketBatch
+	prepare func(*schemas.PacketBatch)
+}
+
+func (c chanPub) Publish(_ context.Context, b *schemas.PacketBatch) error {
+	if c.prepare != nil {
+		c.prepare(b)
+	}
+	c.ch <- b
+	return nil
+}
+func (c chanPub) Close() error { return nil }
+
+// twoVantages puts every other connection at vantage "kz": the key of a
+// flow includes its vantage's tag, and a batch then changes vantage often.
+type twoVantages struct{}
+
+func (twoVantages) Anonymize(p *schemas.PacketMeta) {
+	if (p.SrcPort+p.DstPort)%2 == 0 {
+		p.Vantage = "kz"
+	}
+}
+
+// TestPrepare: batches whose flow keys and ClientHellos the producer's
+// goroutine worked out, packet by packet as ingest decodes them
+// (ingest.Preparer) or batch by batch (Engine.Prepare), while the engine
+// processes earlier batches, give the flows and findings of batches the
+// engine works out itself.
 func TestPrepare(t *testing.T) {
-	var bs batches
-	for _, scenario := range []string{"ip-drop-seed1", "sni-reset-seed1", "gfw-inject-seed1", "benign-seed1"} {
-		src, err := pcapfile.Open("../lab/testdata/"+scenario+"/capture.pcap", pcapfile.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = ingest.Run(context.Background(), src, &bs, ingest.Config{BatchSize: 64})
-		src.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, b := range bs {
-		for i := range b.Packets {
-			if p := &b.Packets[i]; (p.SrcPort+p.DstPort)%2 == 0 {
-				p.Vantage = "kz"
-			}
-		}
-	}
-	run := func(prepare bool) *collect {
+	run := func(mode string) *collect {
 		out := &collect{}
 		eng := analyzer.New(analyzer.Config{}, out)
-		ch := make(chan *schemas.PacketBatch, 4)
+		pub := chanPub{ch: make(chan *schemas.PacketBatch, 4)}
+		cfg := ingest.Config{BatchSize: 64, Anonymize: twoVantages{}}
+		switch mode {
+		case "packet":
+			cfg.Prepare = eng
+		case "batch":
+			pub.prepare = eng.Prepare
+		}
+		errc := make(chan error, 1)
 		go func() {
-			defer close(ch)
-			for _, b := range bs {
-				if prepare {
-					eng.Prepare(b)
+			defer close(pub.ch)
+			for _, scenario := range []string{"ip-drop-seed1", "sni-reset-seed1", "gfw-inject-seed1", "benign-seed1"} {
+				src, err := pcapfile.Open("../lab/testdata/"+scenario+"/capture.pcap", pcapfile.Options{})
+				if err != nil {
+					errc <- err
+					return
 				}
-				ch <- b
+				_, err = ingest.Run(context.Background(), src, pub, cfg)
+				src.Close()
+				if err != nil {
+					errc <- err
+					return
+				}
 			}
+			errc <- nil
 		}()
-		for b := range ch {
+		for b := range pub.ch {
 			if err := eng.Process(b); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
 		}
 		if err := eng.Close(); err != nil {
 			t.Fatal(err)
 		}
 		return out
 	}
-	want, got := run(false), run(true)
+	want := run("none")
 	named := 0
 	for _, r := range want.flows {
 		if r.SNI != "" {
@@ -70,10 +96,13 @@ func TestPrepare(t *testing.T) {
 	if len(want.flows) < 100 || named < 40 || len(want.findings) == 0 {
 		t.Fatalf("%d flows, %d with an SNI, %d findings: too little to compare", len(want.flows), named, len(want.findings))
 	}
-	if d := cmp.Diff(want.flows, got.flows); d != "" {
-		t.Errorf("flows differ when prepared (-unprepared +prepared):\n%s", d)
-	}
-	if d := cmp.Diff(want.findings, got.findings); d != "" {
-		t.Errorf("findings differ when prepared (-unprepared +prepared):\n%s", d)
+	for _, mode := range []string{"packet", "batch"} {
+		got := run(mode)
+		if d := cmp.Diff(want.flows, got.flows); d != "" {
+			t.Errorf("%s: flows differ when prepared (-unprepared +prepared):\n%s", mode, d)
+		}
+		if d := cmp.Diff(want.findings, got.findings); d != "" {
+			t.Errorf("%s: findings differ when prepared (-unprepared +prepared):\n%s", mode, d)
+		}
 	}
 }

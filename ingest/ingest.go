@@ -38,6 +38,23 @@ type Config struct {
 	// Anonymize, when set, rewrites every decoded packet before it is
 	// snapshotted and published. The default keeps packets as decoded.
 	Anonymize Anonymizer
+	// Prepare, when set, is told of every packet and batch Run makes
+	// (Preparer).
+	Prepare Preparer
+}
+
+// Preparer is told of every packet Run adds to a batch, as soon as the
+// packet is decoded and its payload snapshot taken, while it is still in
+// the CPU's cache, and of every batch just before Run publishes it: an
+// analyzer in the same process works out there what it can ahead of its
+// own goroutine (analyzer.Engine implements it). Both run on Run's
+// goroutine.
+type Preparer interface {
+	// PreparePacket is told of b.Packets[i]; snap is its payload
+	// snapshot, which b.Packets[i].Payload is once b is published.
+	PreparePacket(b *schemas.PacketBatch, i int, snap []byte)
+	// PrepareBatch is told of b once b holds all its packets.
+	PrepareBatch(b *schemas.PacketBatch)
 }
 
 // Progress is read by other goroutines while Run works.
@@ -98,6 +115,9 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 		refs = refs[:0]
 		st.Published += uint64(len(b.Packets))
 		st.Batches++
+		if cfg.Prepare != nil {
+			cfg.Prepare.PrepareBatch(b)
+		}
 		if err := pub.Publish(ctx, b); err != nil {
 			return fmt.Errorf("publish batch: %w", err)
 		}
@@ -184,16 +204,21 @@ func Run(ctx context.Context, src capture.Source, pub transport.Publisher, cfg C
 			// Only a SYN (a new connection) or a payload concerns the
 			// snapshot policy: most packets of a bulk transfer are
 			// neither, and skip its hash and table.
+			var kept []byte
 			if len(p.Payload) > 0 || p.TCPFlags&schemas.TCPSyn != 0 {
 				hash, dir := flowHash(p)
 				if n := snap.keep(p, hash, dir); n > 0 {
 					refs = append(refs, snapRef{len(b.Packets) - 1, len(b.Arena), n})
 					b.Arena = append(b.Arena, p.Payload[:n]...)
+					kept = b.Arena[len(b.Arena)-n:]
 					st.SnapBytes += uint64(n)
 				}
 			}
 			p.Payload = nil
 			pending = false
+			if cfg.Prepare != nil {
+				cfg.Prepare.PreparePacket(b, len(b.Packets)-1, kept)
+			}
 		}
 	}
 	readErr, err := read()

@@ -59,8 +59,7 @@ type link struct {
 // each goroutine its own Table.
 type Table struct {
 	cfg     Config
-	vantage string // the last vantage name vantageTag was asked for
-	tag     uint16 // and its tag
+	keyer   Keyer
 	timeout [nClasses]int64
 	server  [1024]uint64 // bitmap of likely server ports
 	chunks  [][chunkSize]State
@@ -132,7 +131,7 @@ func (t *Table) likelyServer(port uint16) bool { return t.server[port>>6]&(1<<(p
 // flow there.
 func (t *Table) Update(p *schemas.PacketMeta) (*State, Dir, bool) {
 	var kp KeyedPacket
-	kp.of(p, t.vantageTag(p.Vantage))
+	t.keyer.Key(&kp, p)
 	return t.UpdateKeyed(p, &kp)
 }
 
@@ -149,28 +148,33 @@ func (kp *KeyedPacket) of(p *schemas.PacketMeta, vantage uint16) {
 	kp.hash = kp.key.Hash()
 }
 
-// vantageTag is VantageTag(name), remembered for the last name: the
-// packets of a batch share one.
-func (t *Table) vantageTag(name string) uint16 {
-	if name != t.vantage {
-		t.vantage, t.tag = name, VantageTag(name)
+// Keyer works out the keys of packets one by one. It remembers the tag of
+// the last vantage name, which the packets of a batch share.
+type Keyer struct {
+	vantage string
+	tag     uint16
+}
+
+// Key sets kp to p's flow key. It reads nothing but p, so a Keyer may run
+// on any goroutine: on the one that decodes the packets, while the table's
+// goroutine works on an earlier batch.
+func (k *Keyer) Key(kp *KeyedPacket, p *schemas.PacketMeta) { kp.of(p, k.tagOf(p.Vantage)) }
+
+// tagOf is VantageTag(name), remembered for the last name.
+func (k *Keyer) tagOf(name string) uint16 {
+	if name != k.vantage {
+		k.vantage, k.tag = name, VantageTag(name)
 	}
-	return t.tag
+	return k.tag
 }
 
 // KeysOf works out the flow key of every packet of pkts into dst, grown
-// as needed, and returns it. It reads nothing but the packets, so it may
-// run on any goroutine: on the one that decoded them, while the table's
-// goroutine works on the batch before.
+// as needed, and returns it (Keyer.Key).
 func KeysOf(dst []KeyedPacket, pkts []schemas.PacketMeta) []KeyedPacket {
 	dst = slices.Grow(dst[:0], len(pkts))[:len(pkts)]
-	name, tag := "", uint16(0)
+	var k Keyer
 	for i := range pkts {
-		p := &pkts[i]
-		if p.Vantage != name {
-			name, tag = p.Vantage, VantageTag(p.Vantage)
-		}
-		dst[i].of(p, tag)
+		k.Key(&dst[i], &pkts[i])
 	}
 	return dst
 }
@@ -703,7 +707,7 @@ func fragKey(p *schemas.PacketMeta, vantage uint16) uint64 {
 }
 
 func (t *Table) fragRemember(p *schemas.PacketMeta, st *State) {
-	k := fragKey(p, t.vantageTag(p.Vantage))
+	k := fragKey(p, t.keyer.tagOf(p.Vantage))
 	t.frag[k&(fragSlots-1)] = fragEntry{k, st.idx, st.gen}
 }
 
@@ -712,7 +716,7 @@ func (t *Table) fragLater(p *schemas.PacketMeta) {
 	if !p.Src.IsValid() || !p.Dst.IsValid() {
 		return
 	}
-	k := fragKey(p, t.vantageTag(p.Vantage))
+	k := fragKey(p, t.keyer.tagOf(p.Vantage))
 	e := t.frag[k&(fragSlots-1)]
 	if e.key != k || e.idx < 0 || int(e.idx) >= len(t.chunks)*chunkSize {
 		return

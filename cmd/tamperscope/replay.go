@@ -135,7 +135,7 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	var readErr error
 	stopBar := startProgress(cfg, stderr, prog, totalBytes, out.flowCount)
 	err = analyze(ctx, fileDepth, func(pub transport.Publisher) {
-		ist, readErr = ingest.Run(ctx, src, pub, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}})
+		ist, readErr = ingest.Run(ctx, src, pub, ingest.Config{Progress: prog, Decode: decode.Options{Vantage: cfg.vantage}, Prepare: eng})
 	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, afterBatch, stopBar)
 	if err != nil {
 		return err
