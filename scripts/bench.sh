@@ -41,20 +41,37 @@ measure() { # name, command...: prints wall seconds, peak RSS KiB, CPU seconds
 	rm -f "$t"
 }
 
-echo "== replay of $cap ($packets packets)"
-rm -rf "$cache/out"
-read -r ts_s ts_kb _ < <(measure tamperscope "$cache/tamperscope" replay --quiet --out "$cache/out" "$cap")
-rm -rf "$cache/suricata"
-mkdir -p "$cache/suricata"
-read -r su_s su_kb _ < <(measure suricata suricata -r "$cap" -k none -S /dev/null --runmode single -l "$cache/suricata" --set unix-command.enabled=no)
-python3 - "$packets" "$ts_s" "$ts_kb" "$su_s" "$su_kb" <<'PY'
-import sys
-n, ts, tk, ss, sk = int(sys.argv[1]), *map(float, sys.argv[2:])
-print(f"{'tool':<34}{'seconds':>9}{'Mpkt/s':>9}{'peak MiB':>10}")
-print(f"{'tamperscope replay (flows+Parquet)':<34}{ts:>9.2f}{n/ts/1e6:>9.2f}{tk/1024:>10.0f}")
-print(f"{'suricata --runmode single':<34}{ss:>9.2f}{n/ss/1e6:>9.2f}{sk/1024:>10.0f}")
-print(f"speed ratio tamperscope/suricata: {ss/ts:.1f}x (target >= 6x); peak memory {tk/1024:.0f} MiB (target <= 200 MiB)")
+# The host's speed varies from run to run: each tool runs $runs times, the
+# two alternating, and the figures are medians (and the ratio of the
+# medians), with the spread of the ratio over the pairs of runs.
+runs=${BENCH_RUNS:-5}
+echo "== replay of $cap ($packets packets), $runs runs each, alternating"
+results=$(mktemp)
+for i in $(seq "$runs"); do
+	rm -rf "$cache/out"
+	echo "tamperscope $(measure tamperscope "$cache/tamperscope" replay --quiet --out "$cache/out" "$cap")" >>"$results"
+	rm -rf "$cache/suricata"
+	mkdir -p "$cache/suricata"
+	echo "suricata $(measure suricata suricata -r "$cap" -k none -S /dev/null --runmode single -l "$cache/suricata" --set unix-command.enabled=no)" >>"$results"
+done
+python3 - "$packets" "$results" <<'PY'
+import sys, statistics as st
+n = int(sys.argv[1])
+runs = {"tamperscope": [], "suricata": []}
+for line in open(sys.argv[2]):
+    tool, s, kb, _ = line.split()
+    runs[tool].append((float(s), float(kb)))
+ts, su = runs["tamperscope"], runs["suricata"]
+med = lambda rs: st.median(s for s, _ in rs)
+peak = lambda rs: max(kb for _, kb in rs) / 1024
+print(f"{'tool (median of ' + str(len(ts)) + ' runs)':<34}{'seconds':>9}{'Mpkt/s':>9}{'peak MiB':>10}")
+print(f"{'tamperscope replay (flows+Parquet)':<34}{med(ts):>9.2f}{n/med(ts)/1e6:>9.2f}{peak(ts):>10.0f}")
+print(f"{'suricata --runmode single':<34}{med(su):>9.2f}{n/med(su)/1e6:>9.2f}{peak(su):>10.0f}")
+pairs = sorted(b[0] / a[0] for a, b in zip(ts, su))
+print(f"speed ratio tamperscope/suricata: {med(su)/med(ts):.1f}x (target >= 6x; {pairs[0]:.1f}-{pairs[-1]:.1f}x over the pairs of runs); "
+      f"peak memory {peak(ts):.0f} MiB (target <= 200 MiB)")
 PY
+rm -f "$results"
 
 echo
 echo "== per-packet hot paths (allocations per packet must be 0)"
