@@ -3,7 +3,6 @@ package analyzer
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/tamperscope/tamperscope/analyzer/flow"
@@ -233,12 +232,12 @@ func (a *app) record(r *schemas.FlowRecord) {
 	r.SNI, r.ALPN, r.TLSVersion, r.JA4, r.ECH = a.ch.sni, a.ch.alpn, a.ch.version, a.ch.ja4, a.ch.ech
 	r.HTTPHost, r.HTTPMethod = a.host, a.method
 	if a.quicVersion != 0 {
-		r.QUICVersion = fmt.Sprintf("%08x", a.quicVersion)
+		r.QUICVersion = hexDigits(uint64(a.quicVersion), 8)
 		r.QUIC1RTT = a.quic1RTT
 	}
 	if a.sh.CipherSuite != 0 {
 		r.ServerTLSVersion = tlsVersionName(a.sh.Version())
-		r.ServerCipher = fmt.Sprintf("%04x", a.sh.CipherSuite)
+		r.ServerCipher = hexDigits(uint64(a.sh.CipherSuite), 4)
 		r.CertSubject, r.CertIssuer = a.sh.LeafSubject, a.sh.LeafIssuer
 	}
 }
@@ -258,7 +257,18 @@ func tlsVersionName(v uint16) string {
 	case 0x0304:
 		return "tls1.3"
 	}
-	return fmt.Sprintf("%04x", v)
+	return hexDigits(uint64(v), 4)
+}
+
+// hexDigits renders the n low hex digits of v, as %0<n>x does for a value
+// of n digits; every flow record has one or two, which fmt makes costly.
+func hexDigits(v uint64, n int) string {
+	var b [16]byte
+	for i := n - 1; i >= 0; i-- {
+		b[i] = "0123456789abcdef"[v&15]
+		v >>= 4
+	}
+	return string(b[:n])
 }
 
 // socks5Prefix recognises a client's SOCKS5 greeting and CONNECT request

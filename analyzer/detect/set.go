@@ -19,6 +19,7 @@ type Set struct {
 	cfg     Config
 	namesOf func(netip.Addr) []string
 	wins    map[winKey]*window
+	oldest  int64                                    // start of the oldest window in wins; math.MaxInt64 when none
 	ipNames *recent.Map[string, map[string]struct{}] // server IP -> names seen in flows
 	ttl     *recent.Map[vantageAddr, uint8]          // TTL of the server's SYN-ACKs
 	deferTo func(*Digest)                            // DeferCrossAddress
@@ -46,6 +47,7 @@ func New(cfg Config, namesOf func(netip.Addr) []string) *Set {
 		cfg:     cfg.withDefaults(),
 		namesOf: namesOf,
 		wins:    map[winKey]*window{},
+		oldest:  math.MaxInt64,
 		ipNames: recent.New[string, map[string]struct{}](AddressMemory, MaxAddresses),
 		ttl:     recent.New[vantageAddr, uint8](AddressMemory, MaxAddresses),
 	}
@@ -79,9 +81,13 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 	if win == nil {
 		win = &window{startNs: k.start, endNs: k.start + w, vantage: k.vantage}
 		s.wins[k] = win
+		s.oldest = min(s.oldest, k.start)
 	}
 	win.add(sum)
-	s.judgeWindows(func(k winKey) bool { return s.closed(k.start, nowNs) }, emit)
+	// Windows close oldest first: while the oldest is open, all are.
+	if s.closed(s.oldest, nowNs) {
+		s.judgeWindows(func(k winKey) bool { return s.closed(k.start, nowNs) }, emit)
+	}
 }
 
 // closed reports whether the window starting at startNs is over by packet
@@ -112,13 +118,7 @@ func (s *Set) JudgedThroughNs(nowNs int64) int64 {
 // OldestWindowNs returns the start of the oldest window not judged yet,
 // or math.MaxInt64 when every window is: the flows of that window and
 // later ones are all the Set still has to judge.
-func (s *Set) OldestWindowNs() int64 {
-	oldest := int64(math.MaxInt64)
-	for k := range s.wins {
-		oldest = min(oldest, k.start)
-	}
-	return oldest
-}
+func (s *Set) OldestWindowNs() int64 { return s.oldest }
 
 // Finish judges every remaining window (end of input).
 func (s *Set) Finish(nowNs int64, emit func(*schemas.Finding)) {
@@ -138,6 +138,12 @@ func (s *Set) judgeWindows(closed func(winKey) bool, emit func(*schemas.Finding)
 	for _, k := range keys {
 		s.judge(s.wins[k], emit)
 		delete(s.wins, k)
+	}
+	if len(keys) > 0 {
+		s.oldest = math.MaxInt64
+		for k := range s.wins {
+			s.oldest = min(s.oldest, k.start)
+		}
 	}
 }
 
