@@ -27,7 +27,7 @@ type Key struct {
 // flow they quote; IP later-fragments carry no ports and key to the address
 // pair alone. ok is false when p has no usable addresses.
 func KeyOf(p *schemas.PacketMeta) (k Key, ok bool) {
-	ok = k.of(p, VantageTag(p.Vantage))
+	_, ok = k.of(p, VantageTag(p.Vantage))
 	return k, ok
 }
 
@@ -52,8 +52,8 @@ func KeyOfRecord(r *schemas.FlowRecord) (k Key, ok bool) {
 	if err1 != nil || err2 != nil {
 		return Key{}, false
 	}
-	k.Vantage = VantageTag(r.Vantage)
-	return k, k.set(c, s, r.ClientPort, r.ServerPort, proto)
+	_, ok = k.set(c, s, r.ClientPort, r.ServerPort, proto, VantageTag(r.Vantage))
+	return k, ok
 }
 
 // VantageTag is the Key.Vantage of a vantage name: a 16-bit FNV-1a hash,
@@ -71,60 +71,68 @@ func VantageTag(name string) uint16 {
 }
 
 // of sets k to the flow key of p, whose vantage's tag is vantage, in
-// place: returning a Key by value costs the per-packet path a copy
-// through the stack at every level.
-func (k *Key) of(p *schemas.PacketMeta, vantage uint16) bool {
-	k.Vantage = vantage
+// place (returning a Key by value costs the per-packet path a copy
+// through the stack at every level), and returns its Hash; ok is false
+// when p has no usable addresses.
+func (k *Key) of(p *schemas.PacketMeta, vantage uint16) (hash uint64, ok bool) {
 	if isICMPError(p) {
 		q := &p.Quoted
-		return k.set(q.Src, q.Dst, q.SrcPort, q.DstPort, q.Proto)
+		return k.set(q.Src, q.Dst, q.SrcPort, q.DstPort, q.Proto, vantage)
 	}
 	if p.Frag == schemas.FragLater {
-		return k.set(p.Src, p.Dst, 0, 0, p.Proto)
+		return k.set(p.Src, p.Dst, 0, 0, p.Proto, vantage)
 	}
-	return k.set(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto)
+	return k.set(p.Src, p.Dst, p.SrcPort, p.DstPort, p.Proto, vantage)
 }
 
-func (k *Key) set(src, dst netip.Addr, sp, dp uint16, proto uint8) bool {
+// set is of for the given endpoints. It works on scalars and hashes them
+// before k is stored, not from k: the compiler moves [2]uint64 values
+// through the stack in halves, and reads adjacent fields back as one
+// wider load, and a load that spans several recent stores waits for
+// them to reach the cache, on every packet.
+func (k *Key) set(src, dst netip.Addr, sp, dp uint16, proto uint8, vantage uint16) (uint64, bool) {
 	if !src.IsValid() || !dst.IsValid() {
-		*k = Key{Vantage: k.Vantage}
-		return false
+		*k = Key{Vantage: vantage}
+		return hashKey(0, 0, 0, 0, 0, 0, 0, vantage), false
 	}
-	a, b := words(src), words(dst)
-	c := compareWords(a, b)
-	if c < 0 || (c == 0 && sp <= dp) {
-		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = a, b, sp, dp
-	} else {
-		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = b, a, dp, sp
+	ah, al := ipwords.Of(src)
+	bh, bl := ipwords.Of(dst)
+	if c := compareWords(ah, al, bh, bl); c > 0 || (c == 0 && sp > dp) {
+		ah, al, bh, bl, sp, dp = bh, bl, ah, al, dp, sp
 	}
-	k.Proto = proto
-	return true
+	k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1] = ah, al, bh, bl
+	k.LoPort, k.HiPort, k.Proto, k.Vantage = sp, dp, proto, vantage
+	return hashKey(ah, al, bh, bl, sp, dp, proto, vantage), true
 }
 
-// words is a's 16-byte form as two big-endian words, high word first.
-func words(a netip.Addr) [2]uint64 {
-	hi, lo := ipwords.Of(a)
-	return [2]uint64{hi, lo}
+// isAddr reports whether a's 16-byte form is w, two big-endian words.
+func isAddr(a netip.Addr, w *[2]uint64) bool {
+	h, l := ipwords.Of(a)
+	return h == w[0] && l == w[1]
 }
 
-// compareWords orders two addresses as bytes.Compare orders their 16-byte
-// forms.
-func compareWords(a, b [2]uint64) int {
-	if a[0] != b[0] {
-		return cmp.Compare(a[0], b[0])
+// compareWords orders two addresses, each given as its two big-endian
+// words, as bytes.Compare orders their 16-byte forms.
+func compareWords(ah, al, bh, bl uint64) int {
+	if ah != bh {
+		return cmp.Compare(ah, bh)
 	}
-	return cmp.Compare(a[1], b[1])
+	return cmp.Compare(al, bl)
 }
 
 // Hash is a 64-bit hash of the key. Both directions of a flow have the same
 // key and therefore the same hash, so callers can shard flows across
 // goroutines (hash % n) and transports can partition by it.
 func (k *Key) Hash() uint64 {
-	h := mix(le(k.LoAddr[0]), 0x9e3779b97f4a7c15)
-	h = mix(le(k.LoAddr[1]), h)
-	h = mix(le(k.HiAddr[0]), h)
-	h = mix(le(k.HiAddr[1]), h)
-	h = mix(uint64(k.LoPort)|uint64(k.HiPort)<<16|uint64(k.Proto)<<32|uint64(k.Vantage)<<40, h)
+	return hashKey(k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], k.LoPort, k.HiPort, k.Proto, k.Vantage)
+}
+
+func hashKey(lo0, lo1, hi0, hi1 uint64, loPort, hiPort uint16, proto uint8, vantage uint16) uint64 {
+	h := mix(le(lo0), 0x9e3779b97f4a7c15)
+	h = mix(le(lo1), h)
+	h = mix(le(hi0), h)
+	h = mix(le(hi1), h)
+	h = mix(uint64(loPort)|uint64(hiPort)<<16|uint64(proto)<<32|uint64(vantage)<<40, h)
 	return fmix(h)
 }
 

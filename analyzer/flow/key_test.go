@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/tamperscope/tamperscope/internal/ipwords"
 )
 
 // TestCompareWords holds compareWords to bytes.Compare of the 16-byte
@@ -24,7 +26,9 @@ func TestCompareWords(t *testing.T) {
 		if i%3 == 0 {
 			a[r.IntN(16)] = 0xff
 		}
-		if got, want := compareWords(words(netip.AddrFrom16(a)), words(netip.AddrFrom16(b))), bytes.Compare(a[:], b[:]); got != want {
+		ah, al := ipwords.Of(netip.AddrFrom16(a))
+		bh, bl := ipwords.Of(netip.AddrFrom16(b))
+		if got, want := compareWords(ah, al, bh, bl), bytes.Compare(a[:], b[:]); got != want {
 			t.Fatalf("compareWords(%x, %x) = %d, bytes.Compare says %d", a, b, got, want)
 		}
 	}

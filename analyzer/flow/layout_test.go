@@ -137,7 +137,7 @@ func TestVantagesKeptApart(t *testing.T) {
 		t.Errorf("both vantages' flows have one id: %v", ids)
 	}
 	var k Key
-	k.set(cliAddr, srvAddr, 40000, 443, schemas.ProtoTCP)
+	k.set(cliAddr, srvAddr, 40000, 443, schemas.ProtoTCP, 0)
 	if got, _ := KeyOf(&schemas.PacketMeta{Src: cliAddr, Dst: srvAddr, SrcPort: 40000, DstPort: 443, Proto: schemas.ProtoTCP}); got != k || k.Vantage != 0 {
 		t.Errorf("a packet without a vantage keys to %+v, want %+v", got, k)
 	}

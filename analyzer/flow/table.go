@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tamperscope/tamperscope/internal/ipwords"
 	"github.com/tamperscope/tamperscope/internal/prefetch"
 	"github.com/tamperscope/tamperscope/schemas"
 )
@@ -144,8 +145,7 @@ type KeyedPacket struct {
 }
 
 func (kp *KeyedPacket) of(p *schemas.PacketMeta, vantage uint16) {
-	kp.ok = kp.key.of(p, vantage)
-	kp.hash = kp.key.Hash()
+	kp.hash, kp.ok = kp.key.of(p, vantage)
 }
 
 // Keyer works out the keys of packets one by one. It remembers the tag of
@@ -398,7 +398,7 @@ func (s *State) setClient(src netip.Addr, sp uint16, dst netip.Addr, dp uint16) 
 	}
 	s.Client = netip.AddrPortFrom(src, sp)
 	s.Server = netip.AddrPortFrom(dst, dp)
-	if words(src) == s.Key.LoAddr && sp == s.Key.LoPort {
+	if isAddr(src, &s.Key.LoAddr) && sp == s.Key.LoPort {
 		s.cside = 0
 	} else {
 		s.cside = 1
@@ -699,9 +699,10 @@ func (t *Table) release(st *State, d Dir) {
 // IP ID at one vantage (vantage is VantageTag of p's).
 func fragKey(p *schemas.PacketMeta, vantage uint16) uint64 {
 	h := mix(uint64(p.IPID)|uint64(p.Proto)<<32|uint64(vantage)<<40, 0x2545f4914f6cdd1d)
-	for _, w := range [2][2]uint64{words(p.Src), words(p.Dst)} {
-		h = mix(le(w[0]), h)
-		h = mix(le(w[1]), h)
+	sh, sl := ipwords.Of(p.Src)
+	dh, dl := ipwords.Of(p.Dst)
+	for _, w := range [...]uint64{sh, sl, dh, dl} {
+		h = mix(le(w), h)
 	}
 	return fmix(h) | 1
 }
@@ -726,7 +727,7 @@ func (t *Table) fragLater(p *schemas.PacketMeta) {
 		return
 	}
 	d := FromServer
-	if words(p.Src) == st.addrOf(st.cside) {
+	if a := st.addrOf(st.cside); isAddr(p.Src, &a) {
 		d = FromClient
 	}
 	ds := &st.Dir[d]

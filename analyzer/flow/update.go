@@ -13,7 +13,7 @@ func isICMPError(p *schemas.PacketMeta) bool {
 }
 
 func (s *State) sideOf(p *schemas.PacketMeta) uint8 {
-	if words(p.Src) == s.Key.LoAddr && p.SrcPort == s.Key.LoPort {
+	if isAddr(p.Src, &s.Key.LoAddr) && p.SrcPort == s.Key.LoPort {
 		return 0
 	}
 	return 1
@@ -215,7 +215,7 @@ func (tp *Throughput) add(ts int64, n uint32, retrans bool) {
 func (s *State) icmpError(p *schemas.PacketMeta) Dir {
 	q := &p.Quoted
 	side := uint8(1)
-	if words(q.Src) == s.Key.LoAddr && q.SrcPort == s.Key.LoPort {
+	if isAddr(q.Src, &s.Key.LoAddr) && q.SrcPort == s.Key.LoPort {
 		side = 0
 	}
 	d := FromClient
