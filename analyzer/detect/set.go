@@ -66,12 +66,8 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 	}
 	sum := summarize(st, r)
 	if sum.name != "" {
-		names, _ := s.ipNames.Get(r.ServerIP)
-		if names == nil {
-			names = map[string]struct{}{}
-		}
-		s.ipNames.Put(nowNs, r.ServerIP, names)
-		if len(names) < 1000 {
+		names := s.ipNames.Keep(nowNs, r.ServerIP, newNameSet)
+		if _, ok := names[sum.name]; !ok && len(names) < 1000 {
 			names[sum.name] = struct{}{}
 		}
 	}
@@ -89,6 +85,8 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 		s.judgeWindows(func(k winKey) bool { return s.closed(k.start, nowNs) }, emit)
 	}
 }
+
+func newNameSet() map[string]struct{} { return map[string]struct{}{} }
 
 // closed reports whether the window starting at startNs is over by packet
 // time nowNs: no flow starting in it can still be open (flows live at most

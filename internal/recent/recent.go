@@ -39,6 +39,29 @@ func (m *Map[K, V]) Get(k K) (V, bool) {
 
 // Put sets k to v, seen at packet time nowNs.
 func (m *Map[K, V]) Put(nowNs int64, k K, v V) {
+	m.tick(nowNs)
+	m.cur[k] = v
+}
+
+// Keep is Get and Put of the value got, for values that are changed in
+// place (a set): it returns k's value, made by mk when k has none, and
+// counts k as seen at nowNs, at the cost of one lookup when k was seen in
+// the current generation already.
+func (m *Map[K, V]) Keep(nowNs int64, k K, mk func() V) V {
+	m.tick(nowNs)
+	if v, ok := m.cur[k]; ok {
+		return v
+	}
+	v, ok := m.old[k]
+	if !ok {
+		v = mk()
+	}
+	m.cur[k] = v
+	return v
+}
+
+// tick moves the generations on to packet time nowNs, before a Put.
+func (m *Map[K, V]) tick(nowNs int64) {
 	switch {
 	case !m.started:
 		m.startNs, m.lastNs, m.started = nowNs, nowNs, true
@@ -51,7 +74,6 @@ func (m *Map[K, V]) Put(nowNs int64, k K, v V) {
 		m.turn(nowNs)
 	}
 	m.lastNs = max(m.lastNs, nowNs)
-	m.cur[k] = v
 }
 
 func (m *Map[K, V]) turn(nowNs int64) {

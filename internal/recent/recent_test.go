@@ -64,3 +64,31 @@ func TestBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestKeep: Keep returns the value a key has, in either generation, or a
+// new one, and counts the key as seen as Put does.
+func TestKeep(t *testing.T) {
+	m := New[string, *int](time.Hour, 100)
+	made := 0
+	mk := func() *int { made++; return new(int) }
+	a := m.Keep(0, "a", mk)
+	*a = 1
+	if got := m.Keep(h/2, "a", mk); got != a || made != 1 {
+		t.Fatalf("Keep of a key of the current generation made a new value (%d made)", made)
+	}
+	m.Put(h, "b", new(int)) // turn: a is in the previous generation
+	if got := m.Keep(h+h/2, "a", mk); got != a || made != 1 {
+		t.Fatalf("Keep of a key of the previous generation made a new value (%d made)", made)
+	}
+	m.Put(2*h, "c", new(int)) // turn: a was seen at 1.5h, so it stays
+	if got, ok := m.Get("a"); !ok || got != a {
+		t.Fatal("a forgotten although Keep saw it within two horizons")
+	}
+	if _, ok := m.Get("b"); !ok {
+		t.Fatal("b forgotten within two horizons")
+	}
+	m.Put(3*h, "d", new(int)) // turn: b, last seen at h, is dropped
+	if _, ok := m.Get("b"); ok {
+		t.Fatal("b kept after two horizons without a Put or Keep")
+	}
+}
