@@ -72,8 +72,8 @@ func VantageTag(name string) uint16 {
 
 // of sets k to the flow key of p, whose vantage's tag is vantage, in
 // place (returning a Key by value costs the per-packet path a copy
-// through the stack at every level), and returns its Hash; ok is false
-// when p has no usable addresses.
+// through the stack at every level), and returns its index hash; ok is
+// false when p has no usable addresses.
 func (k *Key) of(p *schemas.PacketMeta, vantage uint16) (hash uint64, ok bool) {
 	if isICMPError(p) {
 		q := &p.Quoted
@@ -93,7 +93,7 @@ func (k *Key) of(p *schemas.PacketMeta, vantage uint16) (hash uint64, ok bool) {
 func (k *Key) set(src, dst netip.Addr, sp, dp uint16, proto uint8, vantage uint16) (uint64, bool) {
 	if !src.IsValid() || !dst.IsValid() {
 		*k = Key{Vantage: vantage}
-		return hashKey(0, 0, 0, 0, 0, 0, 0, vantage), false
+		return indexHash(0, 0, 0, 0, 0, 0, 0, vantage), false
 	}
 	ah, al := ipwords.Of(src)
 	bh, bl := ipwords.Of(dst)
@@ -102,7 +102,24 @@ func (k *Key) set(src, dst netip.Addr, sp, dp uint16, proto uint8, vantage uint1
 	}
 	k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1] = ah, al, bh, bl
 	k.LoPort, k.HiPort, k.Proto, k.Vantage = sp, dp, proto, vantage
-	return hashKey(ah, al, bh, bl, sp, dp, proto, vantage), true
+	return indexHash(ah, al, bh, bl, sp, dp, proto, vantage), true
+}
+
+// indexHash is the table's hash of a key, computed for every packet: two
+// 128-bit multiplies (wyhash's folded multiply) where Hash, which flow
+// ids are made of and which must never change, takes five. Its low bits
+// pick the index slot.
+func indexHash(lo0, lo1, hi0, hi1 uint64, loPort, hiPort uint16, proto uint8, vantage uint16) uint64 {
+	rest := uint64(loPort) | uint64(hiPort)<<16 | uint64(proto)<<32 | uint64(vantage)<<40
+	a := fold(lo1^0xa0761d6478bd642f, hi1^0xe7037ed1a0b428db)
+	b := fold(lo0^hi0<<1^0x8ebc6af09c88c6e3, rest^0x589965cc75374cc3)
+	return fold(a^0x1d8e4e27c47d124f, b)
+}
+
+// fold multiplies a and b and xors the halves of the product.
+func fold(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // isAddr reports whether a's 16-byte form is w, two big-endian words.
