@@ -47,7 +47,7 @@ type State struct {
 
 	gen         uint32
 	serverISNp1 uint32 // server ISN + 1, to recognise the handshake ACK
-	hash        uint32 // low bits of Key.Hash, to find the index slot
+	hash        uint32 // low bits of the key's index hash, to find its slot
 	live        bool
 	reason      EndReason
 	stopped     [2]bool

@@ -136,7 +136,7 @@ func (t *Table) Update(p *schemas.PacketMeta) (*State, Dir, bool) {
 	return t.UpdateKeyed(p, &kp)
 }
 
-// KeyedPacket is a packet's flow key and hash, worked out ahead of its
+// KeyedPacket is a packet's flow key and index hash, worked out ahead of its
 // Update by KeysOf.
 type KeyedPacket struct {
 	key  Key
