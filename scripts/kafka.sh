@@ -12,6 +12,8 @@
 #                             so that eval "$(scripts/kafka.sh up)" works
 #   scripts/kafka.sh down     stop it and wait for the process to exit
 #   scripts/kafka.sh status   exit 0 and print the address when up
+#   scripts/kafka.sh config   write the broker's server.properties to the
+#                             cache and print it (what up starts with)
 #
 # TAMPERSCOPE_KAFKA_PORT sets the client port (default 19092); the
 # controller listens on the next port. TAMPERSCOPE_KAFKA_CACHE moves the
@@ -361,8 +363,12 @@ fetch) fetch ;;
 up) up ;;
 down) down ;;
 status) status ;;
+config)
+	write_config
+	cat "$props"
+	;;
 *)
-	echo "usage: $0 {fetch|up|down|status}" >&2
+	echo "usage: $0 {fetch|up|down|status|config}" >&2
 	exit 2
 	;;
 esac
