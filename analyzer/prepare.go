@@ -23,7 +23,7 @@ type prepared struct {
 
 // preparedBatch is what is worked out of one batch ahead of Process: the
 // flow key of every packet, and the ClientHellos that are whole in one
-// packet, which is how nearly every connection opens.
+// packet (those without a post-quantum key share, today).
 type preparedBatch struct {
 	keys   []flow.KeyedPacket
 	hellos []preparedHello // by packet index
@@ -79,11 +79,14 @@ func (e *Engine) PreparePacket(b *schemas.PacketBatch, i int, snap []byte) {
 // PrepareBatch hands what PreparePacket worked out of b to Process.
 func (e *Engine) PrepareBatch(b *schemas.PacketBatch) {
 	p := &e.prep
-	pb := p.cur
-	if p.curFor != b || pb == nil {
+	if p.curFor != b {
 		return
 	}
+	pb := p.cur
 	p.cur, p.curFor = nil, nil
+	if pb == nil {
+		return
+	}
 	if len(pb.keys) != len(b.Packets) {
 		p.give(pb)
 		return
