@@ -42,21 +42,30 @@ func (twoVantages) Anonymize(p *schemas.PacketMeta) {
 // goroutine worked out, packet by packet as ingest decodes them
 // (ingest.Preparer) or batch by batch (Engine.Prepare), while the engine
 // processes earlier batches, give the flows and findings of batches the
-// engine works out itself.
+// engine works out itself; also when the producer runs so far ahead that
+// the engine stops preparing ("ahead": every batch is made before the
+// first is processed).
 func TestPrepare(t *testing.T) {
 	run := func(mode string) *collect {
 		out := &collect{}
 		eng := analyzer.New(analyzer.Config{}, out)
 		pub := chanPub{ch: make(chan *schemas.PacketBatch, 4)}
+		if mode == "ahead" {
+			pub.ch = make(chan *schemas.PacketBatch, 1<<16)
+		}
 		cfg := ingest.Config{BatchSize: 64, Anonymize: twoVantages{}}
 		switch mode {
 		case "packet":
 			cfg.Prepare = eng
+		case "ahead":
+			cfg.Prepare, cfg.BatchSize = eng, 16
 		case "batch":
 			pub.prepare = eng.Prepare
 		}
 		errc := make(chan error, 1)
+		produced := make(chan struct{})
 		go func() {
+			defer close(produced)
 			defer close(pub.ch)
 			for _, scenario := range []string{"ip-drop-seed1", "sni-reset-seed1", "gfw-inject-seed1", "benign-seed1"} {
 				src, err := pcapfile.Open("../lab/testdata/"+scenario+"/capture.pcap", pcapfile.Options{})
@@ -73,6 +82,12 @@ func TestPrepare(t *testing.T) {
 			}
 			errc <- nil
 		}()
+		if mode == "ahead" {
+			<-produced
+			if n := len(pub.ch); n < 80 {
+				t.Fatalf("ahead: %d batches, not enough to run the engine out of room", n)
+			}
+		}
 		for b := range pub.ch {
 			if err := eng.Process(b); err != nil {
 				t.Fatal(err)
@@ -96,7 +111,7 @@ func TestPrepare(t *testing.T) {
 	if len(want.flows) < 100 || named < 40 || len(want.findings) == 0 {
 		t.Fatalf("%d flows, %d with an SNI, %d findings: too little to compare", len(want.flows), named, len(want.findings))
 	}
-	for _, mode := range []string{"packet", "batch"} {
+	for _, mode := range []string{"packet", "batch", "ahead"} {
 		got := run(mode)
 		if d := cmp.Diff(want.flows, got.flows); d != "" {
 			t.Errorf("%s: flows differ when prepared (-unprepared +prepared):\n%s", mode, d)
