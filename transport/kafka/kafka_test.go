@@ -24,32 +24,6 @@ import (
 
 var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
 
-func TestServerSide(t *testing.T) {
-	a := netip.MustParseAddr("10.0.0.1")
-	s := netip.MustParseAddr("93.184.216.34")
-	tests := []struct {
-		name string
-		p    schemas.PacketMeta
-		want netip.Addr
-	}{
-		{"client to server", schemas.PacketMeta{Src: a, SrcPort: 51000, Dst: s, DstPort: 443}, s},
-		{"server to client", schemas.PacketMeta{Src: s, SrcPort: 443, Dst: a, DstPort: 51000}, s},
-		{"echo request", schemas.PacketMeta{Src: a, Dst: s, Proto: schemas.ProtoICMP}, a},
-		{"echo reply", schemas.PacketMeta{Src: s, Dst: a, Proto: schemas.ProtoICMP}, a},
-		{"icmp error about a flow", schemas.PacketMeta{
-			Src: netip.MustParseAddr("192.0.2.254"), Dst: a, Proto: schemas.ProtoICMP, ICMPType: 3, ICMPCode: 13,
-			Quoted: schemas.Quoted{Src: a, SrcPort: 51000, Dst: s, DstPort: 443, Proto: schemas.ProtoTCP},
-		}, s},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := ServerSide(&tt.p); got != tt.want {
-				t.Fatalf("ServerSide = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestPartitionBalancer(t *testing.T) {
 	for _, tt := range []struct {
 		key, parts, want int

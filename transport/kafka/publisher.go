@@ -25,31 +25,9 @@ var ErrClosed = errors.New("kafka transport closed")
 // server meet in one partition.
 type KeyFunc func(p *schemas.PacketMeta) netip.Addr
 
-// ServerSide is the default KeyFunc: of the two endpoints, the one with the
-// lower port (servers listen on low ports, clients on ephemeral ones). For
-// an ICMP error it looks at the quoted packet, so a router's "admin
-// prohibited" about a flow lands with that flow. Equal ports (ICMP echo,
-// later fragments) fall back to the lower address, which still puts both
-// directions together.
-func ServerSide(p *schemas.PacketMeta) netip.Addr {
-	if p.Quoted.Src.IsValid() {
-		q := &p.Quoted
-		return lowerPortSide(q.Src, q.SrcPort, q.Dst, q.DstPort)
-	}
-	return lowerPortSide(p.Src, p.SrcPort, p.Dst, p.DstPort)
-}
-
-func lowerPortSide(a netip.Addr, ap uint16, b netip.Addr, bp uint16) netip.Addr {
-	switch {
-	case ap < bp:
-		return a
-	case bp < ap:
-		return b
-	case a.Less(b):
-		return a
-	}
-	return b
-}
+// ServerSide is the default KeyFunc: PacketMeta.ServerAddr, the endpoint
+// with the lower port (for an ICMP error, of the packet it quotes).
+func ServerSide(p *schemas.PacketMeta) netip.Addr { return p.ServerAddr() }
 
 // PublisherConfig configures a Publisher. Brokers and Topic are required;
 // every other zero value picks the default its comment names.
@@ -106,11 +84,6 @@ func namesMessage(hs []kafkago.Header) bool {
 		}
 	}
 	return false
-}
-
-// isDNSAnswer tells the rows the analyzer reads names from.
-func isDNSAnswer(r *schemas.PacketMeta) bool {
-	return r.Proto == schemas.ProtoUDP && (r.SrcPort == 53 || r.SrcPort == 5353) && len(r.Payload) > 0
 }
 
 // PublisherStats counts rows through a Publisher. After Close, Rows equals
@@ -379,7 +352,7 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 		part := partitionOf(p.cfg.Key(row), n)
 		p.addLocked(&p.pending[part], part, row)
 		p.stats.Rows++
-		if !p.cfg.NoDNSCopies && n > 1 && isDNSAnswer(row) {
+		if !p.cfg.NoDNSCopies && n > 1 && row.IsDNSAnswer() {
 			for q := range p.names {
 				if q != part {
 					p.addLocked(&p.names[q], q, row)
