@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"github.com/tamperscope/tamperscope/schemas"
 	"net/netip"
 	"slices"
 	"testing"
@@ -37,9 +38,9 @@ func dnsResponse(t *testing.T, name string, addr [4]byte) []byte {
 // the address for collateral, and that garbage is ignored.
 func TestObserveDNS(t *testing.T) {
 	e := New(Config{}, nil)
-	e.ObserveDNS(dnsResponse(t, "Blocked.Example.", [4]byte{198, 51, 100, 7}))
-	e.ObserveDNS([]byte("not dns"))
-	e.ObserveDNS(nil)
+	e.ObserveDNS(&schemas.PacketMeta{Payload: dnsResponse(t, "Blocked.Example.", [4]byte{198, 51, 100, 7})})
+	e.ObserveDNS(&schemas.PacketMeta{Payload: []byte("not dns")})
+	e.ObserveDNS(&schemas.PacketMeta{})
 	ip := netip.AddrFrom4([4]byte{198, 51, 100, 7})
 	if got := e.dns.namesOf(ip); !slices.Equal(got, []string{"blocked.example"}) {
 		t.Errorf("names of %v: %q, want [blocked.example]", ip, got)
@@ -56,15 +57,30 @@ func TestDNSNamesForgotten(t *testing.T) {
 	ip := netip.AddrFrom4([4]byte{198, 51, 100, 7})
 	t0 := int64(1_700_000_000e9)
 	e.Advance(t0)
-	e.ObserveDNS(dnsResponse(t, "old.example.", ip.As4()))
+	e.ObserveDNS(&schemas.PacketMeta{Payload: dnsResponse(t, "old.example.", ip.As4())})
 	e.Advance(t0 + int64(detect.AddressMemory)/2)
-	e.ObserveDNS(dnsResponse(t, "other.example.", [4]byte{198, 51, 100, 8}))
+	e.ObserveDNS(&schemas.PacketMeta{Payload: dnsResponse(t, "other.example.", [4]byte{198, 51, 100, 8})})
 	if got := e.dns.namesOf(ip); !slices.Equal(got, []string{"old.example"}) {
 		t.Errorf("half a day later: names %q, want [old.example]", got)
 	}
 	e.Advance(t0 + 3*int64(detect.AddressMemory))
-	e.ObserveDNS(dnsResponse(t, "other.example.", [4]byte{198, 51, 100, 8}))
+	e.ObserveDNS(&schemas.PacketMeta{Payload: dnsResponse(t, "other.example.", [4]byte{198, 51, 100, 8})})
 	if got := e.dns.namesOf(ip); len(got) != 0 {
 		t.Errorf("three days later: names %q, want none", got)
+	}
+}
+
+// TestObserveDNSBeforeAnyPacket: an engine (a partition, a shard) given
+// DNS answers of others before any packet of its own keeps their names
+// once its packets come: they are recorded as of the answers' own time.
+func TestObserveDNSBeforeAnyPacket(t *testing.T) {
+	e := New(Config{}, nil)
+	t0 := int64(1_700_000_000e9)
+	ip := netip.AddrFrom4([4]byte{198, 51, 100, 7})
+	e.ObserveDNS(&schemas.PacketMeta{TimestampNs: t0, Payload: dnsResponse(t, "early.example.", ip.As4())})
+	e.Advance(t0 + 1e9)
+	e.ObserveDNS(&schemas.PacketMeta{TimestampNs: t0 + 1e9, Payload: dnsResponse(t, "later.example.", [4]byte{198, 51, 100, 8})})
+	if got := e.dns.namesOf(ip); !slices.Equal(got, []string{"early.example"}) {
+		t.Errorf("names %q, want [early.example]", got)
 	}
 }

@@ -182,12 +182,14 @@ func (e *Engine) Resume(r *schemas.FlowRecord) {
 // (detect.Set.JudgedThroughNs).
 func (e *Engine) JudgedThroughNs() int64 { return e.det.JudgedThroughNs(e.nowNs) }
 
-// ObserveDNS records the names a DNS response maps to addresses, for the
-// collateral of IP blocks, without a flow: in a partitioned stream the
+// ObserveDNS records the names the DNS response p maps to addresses, for
+// the collateral of IP blocks, without a flow: in a partitioned stream the
 // response's own flow lives in the resolver's partition, and copies of it
-// reach the others for their names only.
-func (e *Engine) ObserveDNS(payload []byte) {
-	e.parse.DNSAnswers += uint64(e.dns.addAnswer(payload, e.nowNs))
+// reach the others for their names only. They are recorded as of p's own
+// time: a partition that has seen no packet yet has no time of its own,
+// and names recorded at time 0 would be forgotten at the next answer.
+func (e *Engine) ObserveDNS(p *schemas.PacketMeta) {
+	e.parse.DNSAnswers += uint64(e.dns.addAnswer(p.Payload, max(e.nowNs, p.TimestampNs)))
 }
 
 // ReplayFromNs returns the packet time from which an engine fed the same

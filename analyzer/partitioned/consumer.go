@@ -227,7 +227,7 @@ func (c *Consumer) Process(d transport.Delivery) error {
 		// Another partition's resolver answered: its flow is written there.
 		c.st.NameCopies += uint64(len(d.Batch.Packets))
 		for i := range d.Batch.Packets {
-			p.eng.ObserveDNS(d.Batch.Packets[i].Payload)
+			p.eng.ObserveDNS(&d.Batch.Packets[i])
 		}
 	} else {
 		p.firstNs = min(p.firstNs, sp.minNs)
