@@ -46,11 +46,23 @@ type helloFields struct {
 func helloFieldsOf(ch *tlshello.ClientHello) helloFields {
 	return helloFields{
 		sni:     ch.ServerName,
-		alpn:    strings.Join(ch.ALPN, ","),
+		alpn:    alpnField(ch.ALPN),
 		version: tlsVersionName(ch.Version()),
 		ja4:     ch.JA4,
 		ech:     ch.HasECH || ch.HasESNI,
 	}
+}
+
+// alpnField is the ALPN column's value: the protocols offered,
+// comma-separated, without a new string for the lists browsers offer.
+func alpnField(protos []string) string {
+	switch {
+	case len(protos) == 1:
+		return protos[0]
+	case len(protos) == 2 && protos[0] == "h2" && protos[1] == "http/1.1":
+		return "h2,http/1.1"
+	}
+	return strings.Join(protos, ",")
 }
 
 // apps holds per-flow parser state in a slice parallel to the flow

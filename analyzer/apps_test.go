@@ -3,6 +3,7 @@ package analyzer
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -17,6 +18,16 @@ func TestHexDigits(t *testing.T) {
 		}
 		if got, want := hexDigits(uint64(v32), 8), fmt.Sprintf("%08x", v32); got != want {
 			t.Fatalf("hexDigits(%d, 8) = %q, want %q", v32, got, want)
+		}
+	}
+}
+
+// TestALPNField holds alpnField to strings.Join, which the column was
+// written with.
+func TestALPNField(t *testing.T) {
+	for _, protos := range [][]string{nil, {"h2"}, {"http/1.1"}, {"h2", "http/1.1"}, {"http/1.1", "h2"}, {"h3", "h2", "http/1.1"}, {""}} {
+		if got, want := alpnField(protos), strings.Join(protos, ","); got != want {
+			t.Errorf("alpnField(%q) = %q, want %q", protos, got, want)
 		}
 	}
 }

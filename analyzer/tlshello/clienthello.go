@@ -368,9 +368,23 @@ func alpnList(ext []byte) ([]string, error) {
 	out := make([]string, n)
 	l := reader{b: body, ok: true}
 	for i := range out {
-		out[i] = string(l.bytes(l.u8()))
+		out[i] = protocolName(l.bytes(l.u8()))
 	}
 	return out, nil
+}
+
+// protocolName is string(b), without a copy for the ALPN protocol names
+// nearly every hello offers.
+func protocolName(b []byte) string {
+	switch string(b) {
+	case "h2":
+		return "h2"
+	case "http/1.1":
+		return "http/1.1"
+	case "h3":
+		return "h3"
+	}
+	return string(b)
 }
 
 // isGREASE reports the reserved values of RFC 8701 (0x0a0a, 0x1a1a, ...,

@@ -271,3 +271,13 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestProtocolName: the names protocolName does not copy are the names
+// given.
+func TestProtocolName(t *testing.T) {
+	for _, p := range []string{"h2", "http/1.1", "h3", "h2c", "", "spdy/3"} {
+		if got := protocolName([]byte(p)); got != p {
+			t.Errorf("protocolName(%q) = %q", p, got)
+		}
+	}
+}
