@@ -23,26 +23,41 @@ type Facts struct {
 	Candidates int `json:"candidates"`
 }
 
-func (j *judgement) factsOf(w *window) Facts {
-	f := Facts{OKNames: map[string][]string{}, Rates: map[string][]float64{}}
-	for ip, fs := range w.byIP {
-		for _, s := range fs {
-			if s.ok() && s.name != "" {
-				f.OKNames[ip] = append(f.OKNames[ip], s.name)
-			}
-			if j.control(s) {
-				f.Rates[ip] = append(f.Rates[ip], s.rateBps)
-			}
-			if j.candidate(s) {
-				f.Candidates++
-			}
+// ipFacts is what one address adds to a window's Facts.
+type ipFacts struct {
+	okNames    []string // sorted, unique
+	rates      []float64
+	candidates int
+}
+
+// factsOfIP works out the Facts of one address's flows.
+func (j *judgement) factsOfIP(fs []*summary) ipFacts {
+	var f ipFacts
+	for _, s := range fs {
+		if s.ok() && s.name != "" {
+			f.okNames = append(f.okNames, s.name)
+		}
+		if j.control(s) {
+			f.rates = append(f.rates, s.rateBps)
+		}
+		if j.candidate(s) {
+			f.candidates++
 		}
 	}
-	for ip, ns := range f.OKNames {
-		slices.Sort(ns)
-		f.OKNames[ip] = slices.Compact(ns)
-	}
+	slices.Sort(f.okNames)
+	f.okNames = slices.Compact(f.okNames)
 	return f
+}
+
+// add puts the facts of address ip into f.
+func (f *Facts) add(ip string, o *ipFacts) {
+	if len(o.okNames) > 0 {
+		f.OKNames[ip] = o.okNames
+	}
+	if len(o.rates) > 0 {
+		f.Rates[ip] = o.rates
+	}
+	f.Candidates += o.candidates
 }
 
 // merge adds o's addresses to f.

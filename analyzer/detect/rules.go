@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tamperscope/tamperscope/schemas"
 )
@@ -50,33 +53,98 @@ func byStart(a, b *summary) int {
 
 // judge runs the rules over a window that has closed. When the Set defers
 // cross-address rules, it runs the others and hands the window's Digest
-// over instead.
+// over instead. The addresses of a large window are judged on several
+// goroutines (judgeWorkers); their findings and digest entries come out in
+// address order all the same.
 func (s *Set) judge(w *window, emit func(*schemas.Finding)) {
-	j := &judgement{cfg: &s.cfg, win: w, consumed: map[*summary]bool{}, emit: emit, collateral: s.collateral}
-	for _, fs := range w.byIP {
+	ips := w.ips()
+	workers := 1
+	if len(ips) >= parallelIPs {
+		workers = min(runtime.GOMAXPROCS(0), judgeWorkers)
+	}
+	facts := Facts{OKNames: map[string][]string{}, Rates: map[string][]float64{}}
+	each := make([]ipFacts, len(ips))
+	base := judgement{cfg: &s.cfg, win: w, collateral: s.collateral, facts: &facts}
+	forEach(len(ips), workers, func(_, k int) {
+		fs := w.byIP[ips[k]]
 		slices.SortFunc(fs, byStart)
+		each[k] = base.factsOfIP(fs)
+	})
+	for k, ip := range ips {
+		facts.add(ip, &each[k])
 	}
-	facts := j.factsOf(w)
-	j.facts = &facts
-	var d *Digest
-	if s.deferTo != nil {
-		d = &Digest{WindowStartNs: w.startNs, Vantage: w.vantage, Facts: facts}
+	defer_ := s.deferTo != nil
+	out := make([]ipJudged, len(ips))
+	js := make([]judgement, workers)
+	for i := range js {
+		js[i] = base
+		js[i].consumed = map[*summary]bool{}
 	}
-	for _, ip := range w.ips() {
+	forEach(len(ips), workers, func(worker, k int) {
+		j := &js[worker]
+		ip, fs := ips[k], w.byIP[ips[k]]
+		j.emit = func(f *schemas.Finding) { out[k].findings = append(out[k].findings, f) }
 		for _, r := range rules {
-			if !r.cross || d == nil {
-				r.run(j, ip, w.byIP[ip])
+			if !r.cross || !defer_ {
+				r.run(j, ip, fs)
 			}
 		}
-		if d != nil {
-			if fs := j.pendingFlows(w.byIP[ip]); len(fs) > 0 {
-				d.Addresses = append(d.Addresses, PendingAddress{IP: ip, Collateral: s.collateral(ip), Flows: fs})
+		if defer_ {
+			if pf := j.pendingFlows(fs); len(pf) > 0 {
+				out[k].pending = &PendingAddress{IP: ip, Collateral: s.collateral(ip), Flows: pf}
 			}
+		}
+	})
+	var d *Digest
+	if defer_ {
+		d = &Digest{WindowStartNs: w.startNs, Vantage: w.vantage, Facts: facts}
+	}
+	for k := range out {
+		for _, f := range out[k].findings {
+			emit(f)
+		}
+		if out[k].pending != nil {
+			d.Addresses = append(d.Addresses, *out[k].pending)
 		}
 	}
 	if d != nil {
 		s.deferTo(d)
 	}
+}
+
+// A window of parallelIPs addresses or more is judged by up to
+// judgeWorkers goroutines: at the end of a capture every window left is
+// judged at once, with nothing else left to run on the other cores.
+const (
+	parallelIPs  = 256
+	judgeWorkers = 4
+)
+
+// ipJudged is what judging one address made.
+type ipJudged struct {
+	findings []*schemas.Finding
+	pending  *PendingAddress
+}
+
+// forEach calls fn(worker, k) for k from 0 to n-1 on workers goroutines
+// (the caller's when 1), and returns when every call has.
+func forEach(n, workers int, fn func(worker, k int)) {
+	if workers <= 1 {
+		for k := range n {
+			fn(0, k)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for worker := range workers {
+		wg.Go(func() {
+			for k := int(next.Add(1) - 1); k < n; k = int(next.Add(1) - 1) {
+				fn(worker, k)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // finding starts a finding about flows; ex are the flows it is about.

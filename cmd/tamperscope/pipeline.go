@@ -147,9 +147,15 @@ type record struct {
 // chunk is how many records are handed to the writer at once.
 const chunk = 512
 
+// queueChunks is how many chunks may wait for the writer: enough for the
+// burst of flow records the end of a capture makes (every flow still in
+// the table), so that the detectors judge the last windows meanwhile
+// instead of waiting for the writer; 8 MiB or so.
+const queueChunks = 24
+
 func (o *output) startAsync() {
-	o.queue = make(chan []record, 4)
-	o.free = make(chan []record, 6)
+	o.queue = make(chan []record, queueChunks)
+	o.free = make(chan []record, queueChunks+2)
 	o.done = make(chan error, 1)
 	go func() {
 		var err error
