@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
 	"github.com/tamperscope/tamperscope/internal/synth"
@@ -32,17 +31,7 @@ func TestParallelJudge(t *testing.T) {
 		if _, err := ingest.Run(context.Background(), src, &bs, ingest.Config{}); err != nil {
 			t.Fatal(err)
 		}
-		out := &collect{}
-		eng := analyzer.New(analyzer.Config{}, out)
-		for _, b := range bs {
-			if err := eng.Process(b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := eng.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return analyze(t, bs)
 	}
 	one, many := run(1), run(4)
 	servers := map[string]bool{}

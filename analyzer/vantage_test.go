@@ -19,6 +19,22 @@ func (b *batches) Publish(_ context.Context, x *schemas.PacketBatch) error {
 }
 func (b *batches) Close() error { return nil }
 
+// analyze runs bs through one engine and returns what it wrote.
+func analyze(t *testing.T, bs batches) *collect {
+	t.Helper()
+	out := &collect{}
+	eng := analyzer.New(analyzer.Config{}, out)
+	for _, b := range bs {
+		if err := eng.Process(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestVantagesJudgedApart: the lab's IP block seen from vantage "kz", and
 // the same address answering vantage "nl" (the lab's neighbour address,
 // which hosts the same names, moved onto it): the block is found, for "kz"
@@ -62,17 +78,7 @@ func TestVantagesJudgedApart(t *testing.T) {
 				}
 			}
 		}
-		out := &collect{}
-		eng := analyzer.New(analyzer.Config{}, out)
-		for _, b := range bs {
-			if err := eng.Process(b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := eng.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return analyze(t, bs)
 	}
 	blocks := func(c *collect) (at []string) {
 		for _, f := range c.findings {
