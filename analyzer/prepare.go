@@ -47,8 +47,7 @@ const maxPrepared = 64
 // and unlike every other method, they run on the producer's goroutine
 // (ingest.Preparer), where each packet is still in the CPU's cache, while
 // Process works on earlier batches; which takes that work off the
-// engine's goroutine. A batch is prepared by one producer goroutine at a
-// time.
+// engine's goroutine. One producer goroutine at a time may prepare.
 func (e *Engine) PreparePacket(b *schemas.PacketBatch, i int, snap []byte) {
 	p := &e.prep
 	if p.curFor != b {
