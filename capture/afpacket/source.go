@@ -37,7 +37,7 @@ type Source struct {
 	tp      *afpacket.TPacket
 	filter  bpf.Filter
 	filters bool
-	stop    atomic.Bool
+	stopAt  atomic.Int64 // Stop's time (Unix ns); 0 until Stop
 	// Counters are atomic so Stats can be read while Next runs.
 	frames, bytes, skips atomic.Uint64
 }
@@ -75,19 +75,25 @@ func Open(iface string, cfg Config) (*Source, error) {
 }
 
 // Next returns the next frame. Data aliases the ring and is valid until
-// the next call. After Stop, Next returns io.EOF once the frame it is
-// waiting for (at most one poll timeout, 100ms) has been dealt with.
+// the next call. After Stop, Next still returns the frames the kernel
+// captured before it, those of the block the kernel retires a block
+// timeout later included, then io.EOF: at the first frame captured after
+// the Stop, or after a poll timeout (100 ms) without a frame.
 func (s *Source) Next(f *capture.Frame) error {
 	for {
-		if s.stop.Load() {
-			return io.EOF
-		}
+		stopAt := s.stopAt.Load()
 		data, ci, err := s.tp.ZeroCopyReadPacketData()
 		if err != nil {
 			if errors.Is(err, afpacket.ErrTimeout) {
+				if stopAt != 0 {
+					return io.EOF
+				}
 				return capture.ErrNoFrame
 			}
 			return fmt.Errorf("read AF_PACKET: %w", err)
+		}
+		if stopAt != 0 && ci.Timestamp.UnixNano() > stopAt {
+			return io.EOF
 		}
 		if s.filters && !s.match(data) {
 			s.skips.Add(1)
@@ -107,8 +113,9 @@ func (s *Source) Next(f *capture.Frame) error {
 	}
 }
 
-// Stop makes Next return io.EOF; safe from any goroutine.
-func (s *Source) Stop() { s.stop.Store(true) }
+// Stop makes Next return io.EOF once it has returned the frames captured
+// before; safe from any goroutine.
+func (s *Source) Stop() { s.stopAt.CompareAndSwap(0, time.Now().UnixNano()) }
 
 // Stats reports frames delivered and the kernel's drops; safe from any
 // goroutine. Skips counts frames the filter left out.

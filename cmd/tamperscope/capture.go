@@ -166,7 +166,7 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 	var summary string
 	var capErr error
 	procErr := analyze(ctx, liveDepth, func(pub transport.Publisher) {
-		summary, capErr = runSource(ctx, cfg, pub, func() uint64 { return out.flowCount() }, &counts)
+		summary, capErr = runSource(ctx, cfg, pub, eng, func() uint64 { return out.flowCount() }, &counts)
 	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, func() { met.tick(eng, out.ds) }, func() {})
 	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", out.found)
 	if !out.json {
@@ -210,7 +210,7 @@ func captureToKafka(ctx context.Context, cfg captureConfig, stdout io.Writer) er
 			})
 		})
 	}
-	summary, capErr := runSource(ctx, cfg, pub, func() uint64 { return 0 }, &counts)
+	summary, capErr := runSource(ctx, cfg, pub, nil, func() uint64 { return 0 }, &counts)
 	stopMetrics()
 	perr := closePublisher(pub)
 	st := pub.Stats()
@@ -221,8 +221,10 @@ func captureToKafka(ctx context.Context, cfg captureConfig, stdout io.Writer) er
 
 // runSource captures from cfg.iface into pub until ctx ends: eBPF unless
 // it cannot load or attach (with --source auto), AF_PACKET otherwise. It
-// returns a one-line summary of what the source saw and lost.
-func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, flows func() uint64, counts *atomic.Pointer[sourceCounts]) (string, error) {
+// returns a one-line summary of what the source saw and lost. prep, when
+// not nil, hears of each AF_PACKET packet as it is decoded (the eBPF
+// source's batches are prepared whole as they are published).
+func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, prep ingest.Preparer, flows func() uint64, counts *atomic.Pointer[sourceCounts]) (string, error) {
 	var anon ingest.Anonymizer
 	if cfg.pseudo != nil {
 		anon = cfg.pseudo
@@ -283,6 +285,7 @@ func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, 
 		Decode:        decode.Options{Vantage: cfg.vantage},
 		Anonymize:     anon,
 		FlushInterval: 100 * time.Millisecond,
+		Prepare:       prep,
 	})
 	if pw != nil {
 		if cerr := pw.close(); cerr != nil && err == nil {

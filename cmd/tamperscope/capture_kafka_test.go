@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -225,11 +226,41 @@ func TestCaptureKafkaLive(t *testing.T) {
 	b := startPrivateBroker(t)
 	topic := uniqueTopic("capture")
 
+	stop := startCapture(t, "--iface", l.hostIf, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
+	conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
+	capOut := stop()
+
+	summary := strings.TrimSpace(capOut)
+	t.Logf("capture: %s", summary)
+	m := publishedRe.FindStringSubmatch(summary)
+	if m == nil {
+		t.Fatalf("capture summary %q does not report published rows", summary)
+	}
+	if rows, _ := strconv.Atoi(m[1]); rows == 0 || m[2] != "0" || m[3] != "0" {
+		t.Errorf("capture published %s rows, %s dropped, %s failed: want rows, none dropped or failed", m[1], m[2], m[3])
+	}
+	if strings.HasPrefix(summary, "ebpf:") && !strings.Contains(summary, " 0 drops ") {
+		t.Errorf("eBPF source dropped records: %s", summary)
+	}
+
+	out := t.TempDir()
+	runBin(t, "analyze", "--kafka", b.addr, "--topic", topic, "--group", uniqueTopic("g"), "--out", out,
+		"--idle-exit", "3s", "--findings-topic", "-", "--quiet")
+	got := readDataset(t, out)
+	noDuplicates(t, got)
+
+	checkConns(t, got.flows, conns)
+}
+
+// startCapture starts `tamperscope capture` with args and waits until it
+// captures; the func it returns stops the capture with SIGINT, as an
+// operator does, and returns its stdout once it has exited.
+func startCapture(t *testing.T, args ...string) (stop func() string) {
+	t.Helper()
 	capLog := &lineWriter{want: "capture started", ready: make(chan struct{})}
 	ready := capLog.ready
 	var capOut bytes.Buffer
-	capCmd := exec.Command(filepath.Join(binDir, "tamperscope"), "capture", "--iface", l.hostIf,
-		"--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
+	capCmd := exec.Command(filepath.Join(binDir, "tamperscope"), append([]string{"capture"}, args...)...)
 	capCmd.Stdout, capCmd.Stderr = &capOut, capLog
 	if err := capCmd.Start(); err != nil {
 		t.Fatal(err)
@@ -252,41 +283,29 @@ func TestCaptureKafkaLive(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("capture did not start within 30s")
 	}
-
-	conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
-
-	if err := capCmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("capture: %v", err)
+	return func() string {
+		t.Helper()
+		if err := capCmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("capture did not stop within 30s of SIGINT")
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("capture: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("capture did not stop within 30s of SIGINT")
+		}
+		return capOut.String()
 	}
-	summary := strings.TrimSpace(capOut.String())
-	t.Logf("capture: %s", summary)
-	m := publishedRe.FindStringSubmatch(summary)
-	if m == nil {
-		t.Fatalf("capture summary %q does not report published rows", summary)
-	}
-	if rows, _ := strconv.Atoi(m[1]); rows == 0 || m[2] != "0" || m[3] != "0" {
-		t.Errorf("capture published %s rows, %s dropped, %s failed: want rows, none dropped or failed", m[1], m[2], m[3])
-	}
-	if strings.HasPrefix(summary, "ebpf:") && !strings.Contains(summary, " 0 drops ") {
-		t.Errorf("eBPF source dropped records: %s", summary)
-	}
+}
 
-	out := t.TempDir()
-	runBin(t, "analyze", "--kafka", b.addr, "--topic", topic, "--group", uniqueTopic("g"), "--out", out,
-		"--idle-exit", "3s", "--findings-topic", "-", "--quiet")
-	got := readDataset(t, out)
-	noDuplicates(t, got)
-
+// checkConns checks that every connection made is one TCP flow of flows,
+// with its handshake, its close and its SNI.
+func checkConns(t *testing.T, flows []schemas.FlowRecord, conns []conn) {
+	t.Helper()
 	byTuple := map[[2]netip.AddrPort]schemas.FlowRecord{}
-	for _, f := range got.flows {
+	for _, f := range flows {
 		if f.Proto != "tcp" {
 			continue
 		}
@@ -318,4 +337,35 @@ func addrPort(t *testing.T, ip string, port uint16) netip.AddrPort {
 		t.Fatalf("flow address %q: %v", ip, err)
 	}
 	return netip.AddrPortFrom(a.Unmap(), port)
+}
+
+// TestCaptureLive captures TLS connections on a live interface with the
+// analyzer in the same process (`capture --format json`), from each
+// source: every connection comes out as a flow with its handshake, its
+// close and its SNI.
+func TestCaptureLive(t *testing.T) {
+	l := newCaptureLab(t)
+	for _, source := range []string{"afpacket", "ebpf"} {
+		t.Run(source, func(t *testing.T) {
+			stop := startCapture(t, "--iface", l.hostIf, "--source", source, "--format", "json", "--no-pseudonymize", "--report", "1h")
+			conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
+			out := stop()
+			var flows []schemas.FlowRecord
+			sc := bufio.NewScanner(strings.NewReader(out))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var r struct {
+					Record string `json:"record"`
+					schemas.FlowRecord
+				}
+				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+					t.Fatalf("stdout line %q: %v", sc.Text(), err)
+				}
+				if r.Record == "flow" {
+					flows = append(flows, r.FlowRecord)
+				}
+			}
+			checkConns(t, flows, conns)
+		})
+	}
 }
