@@ -14,11 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
@@ -340,32 +343,55 @@ func addrPort(t *testing.T, ip string, port uint16) netip.AddrPort {
 }
 
 // TestCaptureLive captures TLS connections on a live interface with the
-// analyzer in the same process (`capture --format json`), from each
-// source: every connection comes out as a flow with its handshake, its
-// close and its SNI.
+// analyzer in the same process, from each source: every connection comes
+// out as a flow with its handshake, its close and its SNI, in the JSON
+// lines and, the same, in the --out datasets; and the frames AF_PACKET
+// wrote to --pcap replay to those very flows.
 func TestCaptureLive(t *testing.T) {
 	l := newCaptureLab(t)
 	for _, source := range []string{"afpacket", "ebpf"} {
 		t.Run(source, func(t *testing.T) {
-			stop := startCapture(t, "--iface", l.hostIf, "--source", source, "--format", "json", "--no-pseudonymize", "--report", "1h")
+			dir := t.TempDir()
+			out, pcap := filepath.Join(dir, "out"), filepath.Join(dir, "capture.pcap")
+			args := []string{"--iface", l.hostIf, "--source", source, "--format", "json", "--out", out, "--no-pseudonymize", "--report", "1h"}
+			if source == "afpacket" {
+				args = append(args, "--pcap", pcap)
+			}
+			stop := startCapture(t, args...)
 			conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
-			out := stop()
-			var flows []schemas.FlowRecord
-			sc := bufio.NewScanner(strings.NewReader(out))
-			sc.Buffer(nil, 1<<20)
-			for sc.Scan() {
-				var r struct {
-					Record string `json:"record"`
-					schemas.FlowRecord
-				}
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					t.Fatalf("stdout line %q: %v", sc.Text(), err)
-				}
-				if r.Record == "flow" {
-					flows = append(flows, r.FlowRecord)
+			flows := jsonFlows(t, stop())
+			checkConns(t, flows, conns)
+			if d := cmp.Diff(flows, readDataset(t, out).flows); d != "" {
+				t.Errorf("--out flows differ from the JSON lines (-json +dataset):\n%s", d)
+			}
+			if source == "afpacket" {
+				replayed := jsonFlows(t, runBin(t, "replay", "--format", "json", pcap))
+				if d := cmp.Diff(flows, replayed); d != "" {
+					t.Errorf("the --pcap file replays to other flows (-live +replay):\n%s", d)
 				}
 			}
-			checkConns(t, flows, conns)
 		})
 	}
+}
+
+// jsonFlows returns the flow records of JSON lines, sorted by flow id.
+func jsonFlows(t *testing.T, out string) []schemas.FlowRecord {
+	t.Helper()
+	var flows []schemas.FlowRecord
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Record string `json:"record"`
+			schemas.FlowRecord
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("stdout line %q: %v", sc.Text(), err)
+		}
+		if r.Record == "flow" {
+			flows = append(flows, r.FlowRecord)
+		}
+	}
+	slices.SortFunc(flows, func(a, b schemas.FlowRecord) int { return strings.Compare(a.FlowID, b.FlowID) })
+	return flows
 }
