@@ -221,38 +221,39 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 var publishedRe = regexp.MustCompile(`(\d+) rows published to \S+ \((\d+) dropped, (\d+) failed\)`)
 
 // TestCaptureKafkaLive captures TLS connections on a live interface with
-// `capture --kafka`, then analyzes the topic with `analyze --kafka`: every
-// connection comes out as a flow with its handshake and its SNI, and the
-// capture accounts for every row as acknowledged.
+// `capture --kafka`, from each source, then analyzes the topic with
+// `analyze --kafka`: every connection comes out as a flow with its
+// handshake and its SNI, and the capture accounts for every row as
+// acknowledged.
 func TestCaptureKafkaLive(t *testing.T) {
 	l := newCaptureLab(t)
 	b := startPrivateBroker(t)
-	topic := uniqueTopic("capture")
+	for _, source := range []string{"ebpf", "afpacket"} {
+		t.Run(source, func(t *testing.T) {
+			topic := uniqueTopic("capture")
+			stop := startCapture(t, "--iface", l.hostIf, "--source", source, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
+			conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
+			summary := strings.TrimSpace(stop())
+			t.Logf("capture: %s", summary)
+			m := publishedRe.FindStringSubmatch(summary)
+			if m == nil {
+				t.Fatalf("capture summary %q does not report published rows", summary)
+			}
+			if rows, _ := strconv.Atoi(m[1]); rows == 0 || m[2] != "0" || m[3] != "0" {
+				t.Errorf("capture published %s rows, %s dropped, %s failed: want rows, none dropped or failed", m[1], m[2], m[3])
+			}
+			if !strings.HasPrefix(summary, source+":") || !strings.Contains(summary, " 0 drops") {
+				t.Errorf("want the %s source and no drops: %s", source, summary)
+			}
 
-	stop := startCapture(t, "--iface", l.hostIf, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
-	conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
-	capOut := stop()
-
-	summary := strings.TrimSpace(capOut)
-	t.Logf("capture: %s", summary)
-	m := publishedRe.FindStringSubmatch(summary)
-	if m == nil {
-		t.Fatalf("capture summary %q does not report published rows", summary)
+			out := t.TempDir()
+			runBin(t, "analyze", "--kafka", b.addr, "--topic", topic, "--group", uniqueTopic("g"), "--out", out,
+				"--idle-exit", "3s", "--findings-topic", "-", "--quiet")
+			got := readDataset(t, out)
+			noDuplicates(t, got)
+			checkConns(t, got.flows, conns)
+		})
 	}
-	if rows, _ := strconv.Atoi(m[1]); rows == 0 || m[2] != "0" || m[3] != "0" {
-		t.Errorf("capture published %s rows, %s dropped, %s failed: want rows, none dropped or failed", m[1], m[2], m[3])
-	}
-	if strings.HasPrefix(summary, "ebpf:") && !strings.Contains(summary, " 0 drops ") {
-		t.Errorf("eBPF source dropped records: %s", summary)
-	}
-
-	out := t.TempDir()
-	runBin(t, "analyze", "--kafka", b.addr, "--topic", topic, "--group", uniqueTopic("g"), "--out", out,
-		"--idle-exit", "3s", "--findings-topic", "-", "--quiet")
-	got := readDataset(t, out)
-	noDuplicates(t, got)
-
-	checkConns(t, got.flows, conns)
 }
 
 // startCapture starts `tamperscope capture` with args and waits until it
