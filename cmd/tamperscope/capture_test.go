@@ -27,6 +27,7 @@ import (
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/schemas"
+	"github.com/tamperscope/tamperscope/sink"
 )
 
 const (
@@ -347,14 +348,14 @@ func addrPort(t *testing.T, ip string, port uint16) netip.AddrPort {
 // analyzer in the same process, from each source: every connection comes
 // out as a flow with its handshake, its close and its SNI, in the JSON
 // lines and, the same, in the --out datasets; and the frames AF_PACKET
-// wrote to --pcap replay to those very flows.
+// wrote to --pcap replay to those very flows and packet rows.
 func TestCaptureLive(t *testing.T) {
 	l := newCaptureLab(t)
 	for _, source := range []string{"afpacket", "ebpf"} {
 		t.Run(source, func(t *testing.T) {
 			dir := t.TempDir()
 			out, pcap := filepath.Join(dir, "out"), filepath.Join(dir, "capture.pcap")
-			args := []string{"--iface", l.hostIf, "--source", source, "--format", "json", "--out", out, "--no-pseudonymize", "--report", "1h"}
+			args := []string{"--iface", l.hostIf, "--source", source, "--format", "json", "--out", out, "--packets", "--no-pseudonymize", "--report", "1h"}
 			if source == "afpacket" {
 				args = append(args, "--pcap", pcap)
 			}
@@ -366,13 +367,27 @@ func TestCaptureLive(t *testing.T) {
 				t.Errorf("--out flows differ from the JSON lines (-json +dataset):\n%s", d)
 			}
 			if source == "afpacket" {
-				replayed := jsonFlows(t, runBin(t, "replay", "--format", "json", pcap))
+				again := filepath.Join(dir, "again")
+				replayed := jsonFlows(t, runBin(t, "replay", "--format", "json", "--out", again, "--packets", pcap))
 				if d := cmp.Diff(flows, replayed); d != "" {
 					t.Errorf("the --pcap file replays to other flows (-live +replay):\n%s", d)
+				}
+				if live, file := packetRows(t, out), packetRows(t, again); live == 0 || live != file {
+					t.Errorf("%d packet rows live, %d from the --pcap file", live, file)
 				}
 			}
 		})
 	}
+}
+
+// packetRows counts the rows of the packets/ dataset under dir.
+func packetRows(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	if err := sink.ReadRecords(dir, "packets", nil, func(*schemas.PacketMeta) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // jsonFlows returns the flow records of JSON lines, sorted by flow id.
