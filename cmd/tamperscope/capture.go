@@ -106,6 +106,8 @@ func runCapture(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{fmt.Errorf("unknown --format %q: want table or json", cfg.format)}
 	case cfg.packets && cfg.out == "":
 		return usageError{errors.New("--packets needs --out")}
+	case cfg.report <= 0:
+		return usageError{fmt.Errorf("--report %v: want a positive interval", cfg.report)}
 	case cfg.kafka.enabled() && (cfg.out != "" || cfg.packets || cfg.format != "table"):
 		return usageError{errors.New("--kafka publishes the packets for tamperscope analyze: --out, --packets and --format belong there")}
 	}
@@ -167,7 +169,7 @@ func captureLive(ctx context.Context, cfg captureConfig, stdout, stderr io.Write
 	var capErr error
 	procErr := analyze(ctx, liveDepth, func(pub transport.Publisher) {
 		summary, capErr = runSource(ctx, cfg, pub, eng, func() uint64 { return out.flowCount() }, &counts)
-	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, func() { met.tick(eng, out.ds) }, func() {})
+	}, eng, out, archiveOptions{packets: cfg.packets, keepPayload: cfg.keepPayload}, met.ticker(eng, out.ds), func() {})
 	slog.Info("capture ended", "source", cfg.source, "summary", summary, "flows", out.flowCount(), "findings", out.found)
 	if !out.json {
 		shown := out.tableFindings()
@@ -229,13 +231,24 @@ func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, 
 	if cfg.pseudo != nil {
 		anon = cfg.pseudo
 	}
+	// The counts behind the metrics are refreshed every second; the log
+	// line comes every --report.
+	tick := min(cfg.report, time.Second)
+	logged := time.Now()
+	logDue := func() bool {
+		if time.Since(logged) < cfg.report {
+			return false
+		}
+		logged = time.Now()
+		return true
+	}
 	if cfg.source != "afpacket" {
 		attached := false
 		ecfg := ebpf.Config{
 			BPF:            bpf.Config{SnapBytes: cfg.snapBytes, Filter: cfg.filter},
 			Vantage:        cfg.vantage,
 			Anonymize:      anon,
-			ReportInterval: cfg.report,
+			ReportInterval: tick,
 			Attached: func(mode bpf.AttachMode) error {
 				attached = true
 				slog.Info("capture started", "source", "ebpf", "iface", cfg.iface, "attach", mode.String())
@@ -247,8 +260,10 @@ func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, 
 				return nil
 			},
 			Report: func(s ebpf.Stats) {
-				slog.Info("capture", "packets", s.Published, "records", s.Records, "drops", s.Drops(), "filtered", s.Kernel.Filtered, "flows", flows())
 				counts.Store(&sourceCounts{packets: s.Published, drops: map[string]uint64{"ring": s.Kernel.RingDrops, "flow_map": s.Kernel.FlowDrops}})
+				if logDue() {
+					slog.Info("capture", "packets", s.Published, "records", s.Records, "drops", s.Drops(), "filtered", s.Kernel.Filtered, "flows", flows())
+				}
 			},
 		}
 		est, err := ebpf.Run(ctx, cfg.iface, pub, ecfg)
@@ -273,10 +288,12 @@ func runSource(ctx context.Context, cfg captureConfig, pub transport.Publisher, 
 	}
 	dropCapabilities()
 	slog.Info("capture started", "source", "afpacket", "iface", cfg.iface)
-	stopReport := every(cfg.report, func() {
+	stopReport := every(tick, func() {
 		st := src.Stats()
-		slog.Info("capture", "packets", st.Frames, "drops", st.Drops, "filtered", st.Skips, "flows", flows())
 		counts.Store(&sourceCounts{packets: st.Frames, bytes: st.Bytes, drops: map[string]uint64{"kernel": st.Drops}})
+		if logDue() {
+			slog.Info("capture", "packets", st.Frames, "drops", st.Drops, "filtered", st.Skips, "flows", flows())
+		}
 	})
 	defer stopReport()
 	go func() { <-ctx.Done(); src.Stop() }()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -205,12 +207,22 @@ func testCert(t *testing.T) tls.Certificate {
 // lineWriter closes ready at the first write containing want; the
 // capture's log lines arrive whole.
 type lineWriter struct {
+	mu    sync.Mutex
 	buf   bytes.Buffer
 	want  string
 	ready chan struct{}
 }
 
+// String returns what was written so far.
+func (w *lineWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
 func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf.Write(b)
 	if w.ready != nil && bytes.Contains(b, []byte(w.want)) {
 		close(w.ready)
@@ -232,7 +244,7 @@ func TestCaptureKafkaLive(t *testing.T) {
 	for _, source := range []string{"ebpf", "afpacket"} {
 		t.Run(source, func(t *testing.T) {
 			topic := uniqueTopic("capture")
-			stop := startCapture(t, "--iface", l.hostIf, "--source", source, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
+			stop, _ := startCapture(t, "--iface", l.hostIf, "--source", source, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
 			conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
 			summary := strings.TrimSpace(stop())
 			t.Logf("capture: %s", summary)
@@ -258,9 +270,9 @@ func TestCaptureKafkaLive(t *testing.T) {
 }
 
 // startCapture starts `tamperscope capture` with args and waits until it
-// captures; the func it returns stops the capture with SIGINT, as an
-// operator does, and returns its stdout once it has exited.
-func startCapture(t *testing.T, args ...string) (stop func() string) {
+// captures; stop stops the capture with SIGINT, as an operator does, and
+// returns its stdout once it has exited; log is its log so far.
+func startCapture(t *testing.T, args ...string) (stop func() string, log *lineWriter) {
 	t.Helper()
 	capLog := &lineWriter{want: "capture started", ready: make(chan struct{})}
 	ready := capLog.ready
@@ -278,7 +290,7 @@ func startCapture(t *testing.T, args ...string) (stop func() string) {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("capture stdout:\n%s\ncapture log:\n%s", capOut.String(), capLog.buf.String())
+			t.Logf("capture stdout:\n%s\ncapture log:\n%s", capOut.String(), capLog.String())
 		}
 	})
 	select {
@@ -302,7 +314,7 @@ func startCapture(t *testing.T, args ...string) (stop func() string) {
 			t.Fatal("capture did not stop within 30s of SIGINT")
 		}
 		return capOut.String()
-	}
+	}, capLog
 }
 
 // checkConns checks that every connection made is one TCP flow of flows,
@@ -347,20 +359,23 @@ func addrPort(t *testing.T, ip string, port uint16) netip.AddrPort {
 // TestCaptureLive captures TLS connections on a live interface with the
 // analyzer in the same process, from each source: every connection comes
 // out as a flow with its handshake, its close and its SNI, in the JSON
-// lines and, the same, in the --out datasets; and the frames AF_PACKET
-// wrote to --pcap replay to those very flows and packet rows.
+// lines and, the same, in the --out datasets; the frames AF_PACKET wrote
+// to --pcap replay to those very flows and packet rows; and the --metrics
+// endpoint counts the packets while the capture runs.
 func TestCaptureLive(t *testing.T) {
 	l := newCaptureLab(t)
 	for _, source := range []string{"afpacket", "ebpf"} {
 		t.Run(source, func(t *testing.T) {
 			dir := t.TempDir()
 			out, pcap := filepath.Join(dir, "out"), filepath.Join(dir, "capture.pcap")
-			args := []string{"--iface", l.hostIf, "--source", source, "--format", "json", "--out", out, "--packets", "--no-pseudonymize", "--report", "1h"}
+			args := []string{"--iface", l.hostIf, "--source", source, "--format", "json", "--out", out, "--packets",
+				"--metrics", "127.0.0.1:0", "--no-pseudonymize", "--report", "1h"}
 			if source == "afpacket" {
 				args = append(args, "--pcap", pcap)
 			}
-			stop := startCapture(t, args...)
+			stop, log := startCapture(t, args...)
 			conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
+			checkPacketsMetric(t, log.String())
 			flows := jsonFlows(t, stop())
 			checkConns(t, flows, conns)
 			if d := cmp.Diff(flows, readDataset(t, out).flows); d != "" {
@@ -378,6 +393,32 @@ func TestCaptureLive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkPacketsMetric finds the capture's metrics endpoint in its log and
+// waits, a few seconds at most, for it to count the packets the capture
+// has seen (the counters are published once a second).
+func checkPacketsMetric(t *testing.T, log string) {
+	t.Helper()
+	m := regexp.MustCompile(`url=(http://\S+/metrics)`).FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("no metrics URL in the capture's log:\n%s", log)
+	}
+	re := regexp.MustCompile(`(?m)^tamperscope_packets_total\{[^}]*role="capture"[^}]*\} (\d+)$`)
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if n := re.FindStringSubmatch(body); n != nil && n[1] != "0" {
+			return
+		}
+	}
+	t.Errorf("%s never counted a packet:\n%s", m[1], body)
 }
 
 // packetRows counts the rows of the packets/ dataset under dir.

@@ -42,7 +42,8 @@ const (
 // produce runs in its own goroutine and publishes batches to an
 // in-process pipe of depth batches; each batch runs through eng, is archived to the
 // packets/ dataset when asked (payloads stripped unless kept), then
-// afterBatch (when not nil) is called. After the input ends analyze
+// afterBatch (when not nil) is called, as it is every second without a
+// batch (a live source gone quiet). After the input ends analyze
 // closes eng, calls stop (the progress bar) and closes out's datasets; it
 // returns the first error of processing or writing.
 func analyze(ctx context.Context, depth int, produce func(transport.Publisher), eng *analyzer.Engine, out *output, archive archiveOptions, afterBatch, stop func()) error {
@@ -55,11 +56,25 @@ func analyze(ctx context.Context, depth int, produce func(transport.Publisher), 
 		produce(preparing{pipe, eng})
 		pipe.Close()
 	}()
+	// Never cancelled: producers end on ctx and the pipe drains, so
+	// nothing read is lost.
+	next := func() (transport.Delivery, error) {
+		for {
+			if afterBatch == nil {
+				return pipe.Next(context.WithoutCancel(ctx))
+			}
+			c, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			d, err := pipe.Next(c)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				return d, err
+			}
+			afterBatch()
+		}
+	}
 	var procErr error
 	for {
-		// Never cancelled: producers end on ctx and the pipe drains, so
-		// nothing read is lost.
-		d, err := pipe.Next(context.WithoutCancel(ctx))
+		d, err := next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				procErr = err
@@ -378,6 +393,15 @@ func (m *runMetrics) tick(eng *analyzer.Engine, ds *sink.Dataset) {
 		return
 	}
 	m.publish(eng.Stats(), ds, nil)
+}
+
+// ticker returns analyze's afterBatch for m: nil when there are no
+// metrics to publish.
+func (m *runMetrics) ticker(eng *analyzer.Engine, ds *sink.Dataset) func() {
+	if m == nil {
+		return nil
+	}
+	return func() { m.tick(eng, ds) }
 }
 
 // publish builds a snapshot from the analyzer's counters, the datasets and

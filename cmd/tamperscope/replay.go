@@ -130,7 +130,7 @@ func replay(ctx context.Context, cfg replayConfig, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	afterBatch := func() { met.tick(eng, out.ds) }
+	afterBatch := met.ticker(eng, out.ds)
 	var ist ingest.Stats
 	var readErr error
 	stopBar := startProgress(cfg, stderr, prog, totalBytes, out.flowCount)
