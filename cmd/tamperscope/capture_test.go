@@ -452,3 +452,16 @@ func jsonFlows(t *testing.T, out string) []schemas.FlowRecord {
 	slices.SortFunc(flows, func(a, b schemas.FlowRecord) int { return strings.Compare(a.FlowID, b.FlowID) })
 	return flows
 }
+
+// TestCaptureRefusals: wrong flags are refused with a usage error before
+// any interface is touched.
+func TestCaptureRefusals(t *testing.T) {
+	checkExits(t, []exitCase{
+		{"no interface", []string{"capture"}, exitUsage, "--iface"},
+		{"report interval 0", []string{"capture", "--iface", "lo", "--report", "0"}, exitUsage, "--report"},
+		{"negative report interval", []string{"capture", "--iface", "lo", "--report", "-1s"}, exitUsage, "--report"},
+		{"unknown source", []string{"capture", "--iface", "lo", "--source", "pcap"}, exitUsage, "--source"},
+		{"pcap from eBPF", []string{"capture", "--iface", "lo", "--source", "ebpf", "--pcap", "x.pcap"}, exitUsage, "--pcap"},
+		{"packets without out", []string{"capture", "--iface", "lo", "--packets"}, exitUsage, "--packets"},
+	})
+}
