@@ -1,5 +1,5 @@
 // Package deploy holds the files for running tamperscope on users' own
-// machines; its test checks them without a container engine.
+// machines; its tests check them without starting them.
 package deploy
 
 import (
