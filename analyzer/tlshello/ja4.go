@@ -3,7 +3,9 @@ package tlshello
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/maphash"
 	"slices"
+	"sync/atomic"
 )
 
 // ja4 computes the JA4 fingerprint of h; alpnExt is the raw ALPN extension
@@ -13,7 +15,6 @@ func ja4(h *ClientHello, alpnExt []byte) string {
 	// Sized for real hellos so that sorting and hashing stay on the
 	// stack; larger lists still work, they just grow.
 	var scratch [256]uint16
-	var text [1024]byte
 
 	out := make([]byte, 0, 36)
 	if h.QUIC {
@@ -39,11 +40,7 @@ func ja4(h *ClientHello, alpnExt []byte) string {
 	out = appendCount(out, nExt)
 	out = appendALPN(out, alpnExt)
 
-	out = append(out, '_')
 	slices.Sort(ciphers)
-	out = appendHash(out, appendHexList(text[:0], ciphers), len(ciphers) == 0)
-
-	out = append(out, '_')
 	var exts []uint16
 	if len(ciphers) < len(scratch) {
 		exts = scratch[len(ciphers):len(ciphers)]
@@ -54,14 +51,56 @@ func ja4(h *ClientHello, alpnExt []byte) string {
 		}
 	}
 	slices.Sort(exts)
-	s := appendHexList(text[:0], exts)
 	sigs := appendNonGREASE(exts[len(exts):len(exts)], h.SignatureAlgorithms)
+
+	// The hashed parts are the same for every hello of one client build,
+	// whatever its SNI, random and key shares, and Chrome's shuffled
+	// extension order is sorted away: recent fingerprints are looked up
+	// before the hex and SHA-256 work.
+	var keyBuf [512]byte
+	key := appendKey(appendKey(appendKey(append(keyBuf[:0], out...), ciphers), exts), sigs)
+	slot := &ja4Memo[maphash.Bytes(ja4Seed, key)%uint64(len(ja4Memo))]
+	if e := slot.Load(); e != nil && e.key == string(key) {
+		return e.ja4
+	}
+	fp := ja4Hashes(out, ciphers, exts, sigs)
+	slot.Store(&ja4Entry{key: string(key), ja4: fp})
+	return fp
+}
+
+// ja4Hashes completes the fingerprint begun in out with the hashes of the
+// sorted ciphers and of the sorted extensions and signature algorithms.
+func ja4Hashes(out []byte, ciphers, exts, sigs []uint16) string {
+	var text [1024]byte
+	out = append(out, '_')
+	out = appendHash(out, appendHexList(text[:0], ciphers), len(ciphers) == 0)
+	out = append(out, '_')
+	s := appendHexList(text[:0], exts)
 	if len(sigs) > 0 {
 		s = append(s, '_')
 		s = appendHexList(s, sigs)
 	}
 	out = appendHash(out, s, len(exts) == 0)
 	return string(out)
+}
+
+// ja4Memo holds recent fingerprints by their inputs: the fingerprint's
+// first part and the sorted lists it hashes. A slot holds one entry, a
+// later fingerprint of the same slot replaces it, and entries are never
+// changed, so the parsers of several goroutines share it without locks.
+var ja4Memo [1024]atomic.Pointer[ja4Entry]
+
+var ja4Seed = maphash.MakeSeed()
+
+type ja4Entry struct{ key, ja4 string }
+
+// appendKey writes vs as a length and big-endian values.
+func appendKey(dst []byte, vs []uint16) []byte {
+	dst = append(dst, byte(len(vs)>>8), byte(len(vs)))
+	for _, v := range vs {
+		dst = append(dst, byte(v>>8), byte(v))
+	}
+	return dst
 }
 
 func ja4Version(v uint16) string {
