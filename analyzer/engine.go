@@ -150,12 +150,15 @@ func (e *Engine) EndFlows() error {
 }
 
 // Advance moves packet time to nowNs without a packet, expiring flows
-// idle past their timeouts: for a stream whose packets are split over
-// several engines, when one engine has seen less of the time than another.
+// idle past their timeouts and judging the detection windows closed by
+// then: for a stream whose packets are split over several engines, when
+// one engine has seen less of the time than another (a clock message, the
+// end of the stream).
 func (e *Engine) Advance(nowNs int64) error {
 	if nowNs > e.nowNs {
 		e.nowNs = nowNs
 		e.table.Advance(nowNs)
+		e.det.Advance(nowNs, e.emit)
 	}
 	return e.err
 }

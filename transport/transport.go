@@ -25,6 +25,13 @@ type Delivery struct {
 	// to other partitions: use them for the names they answer, not as
 	// packets (transport/kafka sends them to every partition).
 	Names bool
+	// ClockNs, when not 0, marks a clock message: no packets, only word
+	// that the producer's packet time has reached ClockNs, for a partition
+	// that had no packet of its own for a while. It moves the partition's
+	// packet time as a packet of that time would, so a quiet partition
+	// still expires its flows, judges its windows and commits its offsets
+	// (transport/kafka sends them, PublisherConfig.ClockEvery).
+	ClockNs int64
 }
 
 // Subscriber is the analyzer half's end of a transport.

@@ -80,6 +80,13 @@ func (s *Set) OnFlowEnd(st *flow.State, r *schemas.FlowRecord, nowNs int64, emit
 		s.oldest = min(s.oldest, k.start)
 	}
 	win.add(sum)
+	s.Advance(nowNs, emit)
+}
+
+// Advance judges the windows closed by packet time nowNs and emits their
+// findings. A flow's end does it; call it when packet time moves without
+// one (Engine.Advance).
+func (s *Set) Advance(nowNs int64, emit func(*schemas.Finding)) {
 	// Windows close oldest first: while the oldest is open, all are.
 	if s.closed(s.oldest, nowNs) {
 		s.judgeWindows(func(k winKey) bool { return s.closed(k.start, nowNs) }, emit)

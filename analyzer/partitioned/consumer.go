@@ -66,6 +66,7 @@ type Stats struct {
 	Messages   uint64
 	Packets    uint64
 	NameCopies uint64 // rows of Names deliveries: DNS responses of other partitions, read for names only
+	Clocks     uint64 // clock deliveries: packet time moved on in a partition without packets
 	Flows      uint64 // flow rows written
 	Findings   uint64 // finding rows written
 	Digests    uint64 // window digests written, for tamperscope aggregate
@@ -192,6 +193,9 @@ func (c *Consumer) Process(d transport.Delivery) error {
 		return err
 	}
 	sp := span{offset: d.Offset, minNs: math.MaxInt64, maxNs: math.MinInt64}
+	if d.ClockNs != 0 { // as a packet of that time would
+		sp.minNs, sp.maxNs = d.ClockNs, d.ClockNs
+	}
 	for i := range d.Batch.Packets {
 		ts := d.Batch.Packets[i].TimestampNs
 		sp.minNs, sp.maxNs = min(sp.minNs, ts), max(sp.maxNs, ts)
@@ -223,13 +227,20 @@ func (c *Consumer) Process(d transport.Delivery) error {
 	}
 	p.last = d.Offset
 	c.st.Messages++
-	if d.Names {
+	switch {
+	case d.ClockNs != 0:
+		// The producer's packet time has moved on, with no packet here.
+		c.st.Clocks++
+		if err := p.eng.Advance(d.ClockNs); err != nil {
+			return fmt.Errorf("analyze partition %d offset %d: %w", p.id, d.Offset, err)
+		}
+	case d.Names:
 		// Another partition's resolver answered: its flow is written there.
 		c.st.NameCopies += uint64(len(d.Batch.Packets))
 		for i := range d.Batch.Packets {
 			p.eng.ObserveDNS(&d.Batch.Packets[i])
 		}
-	} else {
+	default:
 		p.firstNs = min(p.firstNs, sp.minNs)
 		c.st.Packets += uint64(len(d.Batch.Packets))
 		if err := p.eng.Process(d.Batch); err != nil {

@@ -297,3 +297,77 @@ func udpOnly(ps []schemas.PacketMeta) []schemas.PacketMeta {
 	}
 	return out
 }
+
+// TestClockMovesQuietPartition: a partition whose traffic stops is moved
+// on by clock messages alone: its flows expire and are written, its
+// windows are judged and its offset is committed past its last packet,
+// all before the stream ends. Without the clocks they all wait.
+func TestClockMovesQuietPartition(t *testing.T) {
+	msgs, _ := longFlowStream()
+	var data []*schemas.PacketBatch
+	flows := map[uint16]bool{}   // the DNS exchanges, one flow each
+	for _, m := range msgs[:6] { // 10 minutes, then silence
+		p := udpOnly(m.Packets)
+		for _, q := range p {
+			flows[max(q.SrcPort, q.DstPort)] = true
+		}
+		data = append(data, &schemas.PacketBatch{Packets: p})
+	}
+	last := data[len(data)-1].Packets[len(data[len(data)-1].Packets)-1].TimestampNs
+	run := func(clocks bool) (rows []schemas.FlowRecord, committed int64, through int64) {
+		root := t.TempDir()
+		commits := offsets{}
+		c, err := New(Config{Topic: "t", Root: root, Commit: commits, CheckpointMessages: 1,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := int64(0)
+		for _, b := range data {
+			if err := c.Process(transport.Delivery{Batch: b, Offset: off}); err != nil {
+				t.Fatal(err)
+			}
+			off++
+		}
+		for ns := last + int64(10*time.Second); clocks && ns <= last+int64(time.Hour); ns += int64(10 * time.Second) {
+			if err := c.Process(transport.Delivery{Batch: &schemas.PacketBatch{}, Offset: off, ClockNs: ns}); err != nil {
+				t.Fatal(err)
+			}
+			off++
+		}
+		through = math.MinInt64
+		if err := sink.ReadRecords(root, "digests", nil, func(d *schemas.WindowDigest) error {
+			through = max(through, d.WindowStartNs)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		committed = -1
+		if o, ok := commits[0]; ok {
+			committed = o
+		}
+		return flowRows(t, root), committed, through
+	}
+
+	rows, committed, through := run(true)
+	if len(rows) != len(flows) {
+		t.Errorf("%d of %d flows written before the stream ended", len(rows), len(flows))
+	}
+	for _, r := range rows {
+		if r.EndReason != "idle" {
+			t.Errorf("flow %s ended %q, want idle", r.FlowID, r.EndReason)
+		}
+	}
+	if committed < int64(len(data)-1) {
+		t.Errorf("offset committed through %d, want past the last packet's message (%d)", committed, len(data)-1)
+	}
+	if want := last + int64(time.Hour) - int64(38*time.Minute); through < want {
+		t.Errorf("digests reach the window of %s, want at least %s", time.Unix(0, through).UTC(), time.Unix(0, want).UTC())
+	}
+
+	rows, committed, through = run(false)
+	if len(rows) == len(flows) || committed >= int64(len(data)-1) || through >= last-int64(10*time.Minute) {
+		t.Errorf("without clocks: %d of %d flows written, offset %d committed, digests through %s: the clocks made no difference",
+			len(rows), len(flows), committed, time.Unix(0, through).UTC())
+	}
+}

@@ -37,6 +37,9 @@
 // A Names delivery holds copies of DNS responses whose flows live in
 // other partitions; its rows go to the engine's ObserveDNS, so IP-block
 // collateral names do not depend on which partition the resolver is in.
+// A clock delivery (Delivery.ClockNs) moves its partition's packet time
+// without packets (Engine.Advance), so a partition whose traffic stopped
+// still ends its idle flows, judges its windows and commits its offset.
 //
 // The cross-address detectors (ip_blocking, throttling) compare an
 // address with the others of its window, which live in other partitions:

@@ -207,7 +207,7 @@ func (f committerFunc) Commit(partition int, offset int64) error { return f(part
 
 func printAnalyzeSummary(cfg analyzeConfig, cons *partitioned.Consumer, sub *kafka.Subscriber, start time.Time, stdout io.Writer) {
 	cs, ss := cons.Stats(), sub.Stats()
-	slog.Info("analyze ended", "messages", cs.Messages, "packets", cs.Packets, "flows", cs.Flows, "findings", cs.Findings,
+	slog.Info("analyze ended", "messages", cs.Messages, "packets", cs.Packets, "clocks", cs.Clocks, "flows", cs.Flows, "findings", cs.Findings,
 		"digests", cs.Digests, "repeated", cs.Repeated, "tails", cs.Tails, "sets", cs.Sets, "commits", cs.Commits, "corrupt", ss.Corrupt, "dead_lettered", ss.DeadLettered)
 	if cfg.quiet {
 		return

@@ -155,6 +155,6 @@ func closePublisher(pub *kafka.Publisher) error {
 	err := pub.Close()
 	st := pub.Stats()
 	slog.Info("kafka publisher closed", "rows", st.Rows, "acked_rows", st.AckedRows, "messages", st.AckedMsgs,
-		"dropped_rows", st.DroppedRows, "failed_rows", st.FailedRows, "retries", st.Retries)
+		"dropped_rows", st.DroppedRows, "failed_rows", st.FailedRows, "retries", st.Retries, "clocks", st.Clocks)
 	return err
 }

@@ -9,7 +9,9 @@
 // Publisher never blocks capture: it buffers encoded messages up to a byte
 // limit, retries in order while the broker is unreachable, and counts what
 // it had to drop or give up (PublisherStats) — loss is reported, never
-// silent, and Close fails when there was any.
+// silent, and Close fails when there was any. A partition that has had no
+// row for ClockEvery of packet time is sent a clock message (HeaderClock),
+// which moves its analyzer's packet time on.
 //
 // The Subscriber commits offsets only when told the rows are durable
 // (Commit), and tells the caller when partitions are assigned or revoked,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -71,6 +72,13 @@ type PublisherConfig struct {
 	// partition's analyzer learns every name-to-address answer, not only
 	// those of the resolvers that hash to it.
 	NoDNSCopies bool
+	// ClockEvery is how far, in packet time, the rows published may run
+	// ahead of the newest row of a partition before that partition is sent
+	// a clock message (HeaderClock): its analyzer's packet time then moves
+	// on although no packet of its own came, so that its flows expire, its
+	// windows are judged and its offsets are committed as in a busy
+	// partition. The default is 10 s; a negative value sends none.
+	ClockEvery time.Duration
 }
 
 // HeaderNames marks a message of copies of DNS responses whose flows
@@ -84,6 +92,31 @@ func namesMessage(hs []kafkago.Header) bool {
 		}
 	}
 	return false
+}
+
+// HeaderClock marks a clock message: an empty value, and as the header's
+// value the producer's packet time in decimal nanoseconds since the epoch;
+// the Subscriber sets Delivery.ClockNs.
+const HeaderClock = "tamperscope-clock"
+
+// clockMessage returns the time of a clock message, 0 for another message,
+// and an error for a clock header that does not hold a positive time or
+// comes with a value.
+func clockMessage(m *kafkago.Message) (int64, error) {
+	for _, h := range m.Headers {
+		if h.Key != HeaderClock {
+			continue
+		}
+		ns, err := strconv.ParseInt(string(h.Value), 10, 64)
+		switch {
+		case err != nil || ns <= 0:
+			return 0, fmt.Errorf("%w: header %s is %q, not a packet time", wire.ErrCorrupt, HeaderClock, h.Value)
+		case len(m.Value) > 0:
+			return 0, fmt.Errorf("%w: a clock message with a %d-byte value", wire.ErrCorrupt, len(m.Value))
+		}
+		return ns, nil
+	}
+	return 0, nil
 }
 
 // PublisherStats counts rows through a Publisher. After Close, Rows equals
@@ -104,7 +137,8 @@ type PublisherStats struct {
 	// counts above; LostCopies those of them dropped or failed.
 	CopiedRows uint64
 	LostCopies uint64
-	Buffered   int // encoded bytes waiting or in flight now
+	Clocks     uint64 // clock messages queued (PublisherConfig.ClockEvery)
+	Buffered   int    // encoded bytes waiting or in flight now
 }
 
 // Publisher is the capture half's Kafka transport. Publish copies rows into
@@ -141,6 +175,11 @@ type Publisher struct {
 	room      chan struct{} // closed and replaced when the buffer shrinks
 	// chunkBytes and chunkMsgs size the next write per partition (chunkLocked).
 	chunkBytes, chunkMsgs []int
+	// newestNs is the newest packet time published, lastNs per partition
+	// the newest time it was sent (a row or a clock), and clockAt the
+	// packet time at which partitions left behind are next sent a clock.
+	newestNs, clockAt int64
+	lastNs            []int64
 
 	stopLinger chan struct{}
 	senderCtx  context.Context
@@ -156,11 +195,13 @@ type pendingMsg struct {
 	first time.Time
 }
 
-// encodeJob is a full pending message on its way to the encoder.
+// encodeJob is a full pending message on its way to the encoder, or a
+// clock message (clockNs set, rows nil).
 type encodeJob struct {
-	part  int
-	names bool
-	rows  *wire.Rows
+	part    int
+	names   bool
+	rows    *wire.Rows
+	clockNs int64
 }
 
 // maxEncodeJobs is how many full messages may wait for the encoder before
@@ -201,6 +242,9 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ClockEvery == 0 {
+		cfg.ClockEvery = 10 * time.Second
 	}
 	c, err := cfg.Security.conn("tamperscope-capture")
 	if err != nil {
@@ -243,6 +287,7 @@ func NewPublisher(ctx context.Context, cfg PublisherConfig) (*Publisher, error) 
 		encWake:    make(chan struct{}, 1),
 		encRoom:    make(chan struct{}),
 		stopLinger: make(chan struct{}),
+		lastNs:     make([]int64, cfg.Partitions),
 	}
 	for i := range p.pending {
 		p.pending[i].rows = &wire.Rows{}
@@ -352,6 +397,7 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 		part := partitionOf(p.cfg.Key(row), n)
 		p.addLocked(&p.pending[part], part, row)
 		p.stats.Rows++
+		p.lastNs[part] = max(p.lastNs[part], row.TimestampNs)
 		if !p.cfg.NoDNSCopies && n > 1 && row.IsDNSAnswer() {
 			for q := range p.names {
 				if q != part {
@@ -360,12 +406,50 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 			}
 		}
 	}
+	p.clocksLocked(b)
 	if i := slices.Index(p.lent, b); i >= 0 {
 		p.lent = slices.Delete(p.lent, i, i+1)
 		b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
 		p.free = append(p.free, b)
 	}
 	return nil
+}
+
+// clocksLocked sends a clock message to every partition whose newest row
+// is ClockEvery or more behind the newest packet time published, after
+// the rows it has pending. It looks once per ClockEvery of packet time.
+func (p *Publisher) clocksLocked(b *schemas.PacketBatch) {
+	every := int64(p.cfg.ClockEvery)
+	if every < 0 || len(b.Packets) == 0 {
+		return
+	}
+	newest := p.newestNs
+	for i := range b.Packets {
+		newest = max(newest, b.Packets[i].TimestampNs)
+	}
+	if p.newestNs == 0 { // the first rows: every partition starts here
+		p.clockAt = newest + every
+		for part := range p.lastNs {
+			p.lastNs[part] = max(p.lastNs[part], newest)
+		}
+	}
+	p.newestNs = newest
+	if newest < p.clockAt {
+		return
+	}
+	p.clockAt = newest + every
+	for part, last := range p.lastNs {
+		if newest-last < every {
+			continue
+		}
+		p.flushLocked(&p.pending[part], part)
+		p.toEncode = append(p.toEncode, encodeJob{part: part, clockNs: newest})
+		p.lastNs[part] = newest
+	}
+	select {
+	case p.encWake <- struct{}{}:
+	default:
+	}
 }
 
 // addLocked adds row to pm, the pending message of partition part, and
@@ -439,10 +523,15 @@ func (p *Publisher) encode() {
 		close(p.encRoom)
 		p.encRoom = make(chan struct{})
 		p.mu.Unlock()
+		if j.rows == nil { // a clock: its header says it all
+			p.mu.Lock()
+			p.queueLocked(j, encoded{})
+			continue
+		}
 		m := p.encodeRows(j.rows)
 		j.rows.Reset()
 		p.mu.Lock()
-		p.queueLocked(j.part, j.names, m)
+		p.queueLocked(j, m)
 		p.spare = append(p.spare, j.rows)
 	}
 }
@@ -471,9 +560,10 @@ func (p *Publisher) encodeRows(rows *wire.Rows) encoded {
 	return encoded{value: value, rows: rows.Len(), err: err}
 }
 
-// queueLocked counts m, a message of partition part, and queues it for the
+// queueLocked counts m, the message of job j, and queues it for the
 // sender, or counts its rows as lost when it has none or finds no room.
-func (p *Publisher) queueLocked(part int, names bool, m encoded) {
+func (p *Publisher) queueLocked(j encodeJob, m encoded) {
+	part, names := j.part, j.names
 	value, rows, err := m.value, m.rows, m.err
 	if names {
 		p.stats.CopiedRows += uint64(rows)
@@ -502,6 +592,10 @@ func (p *Publisher) queueLocked(part int, names bool, m encoded) {
 	if names {
 		q.msg.Headers = []kafkago.Header{{Key: HeaderNames, Value: []byte{'1'}}}
 		q.rows, q.copies = 0, rows
+	}
+	if j.clockNs != 0 {
+		q.msg.Headers = []kafkago.Header{{Key: HeaderClock, Value: strconv.AppendInt(nil, j.clockNs, 10)}}
+		p.stats.Clocks++
 	}
 	p.queue = append(p.queue, q)
 	p.stats.Buffered += len(value)

@@ -329,7 +329,13 @@ func (s *Subscriber) readPartition(ctx context.Context, a kafkago.PartitionAssig
 			continue
 		}
 		b := s.batches.Get().(*schemas.PacketBatch)
-		if err := dec.Decode(m.Value, b); err != nil {
+		clock, err := clockMessage(&m)
+		if err == nil && clock != 0 {
+			b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
+		} else if err == nil {
+			err = dec.Decode(m.Value, b)
+		}
+		if err != nil {
 			s.batches.Put(b)
 			s.corrupt.Add(1)
 			if !s.deadLetter(ctx, m, err) {
@@ -338,7 +344,7 @@ func (s *Subscriber) readPartition(ctx context.Context, a kafkago.PartitionAssig
 			continue
 		}
 		s.setLag(m.Partition, m.HighWaterMark-m.Offset-1)
-		d := transport.Delivery{Batch: b, Partition: m.Partition, Offset: m.Offset, Names: namesMessage(m.Headers)}
+		d := transport.Delivery{Batch: b, Partition: m.Partition, Offset: m.Offset, Names: namesMessage(m.Headers), ClockNs: clock}
 		if !s.putCtx(ctx, item{kind: itemDelivery, delivery: d}) {
 			s.batches.Put(b)
 			return
