@@ -181,6 +181,9 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 			printAnalyzeSummary(cfg, cons, sub, start, stdout)
 			return errors.Join(ctx.Err(), lerr, cerr)
 		case errors.Is(err, context.DeadlineExceeded):
+			if sub.DeadLettering() {
+				last = time.Now() // a corrupt message on its way to the dead-letter topic: not idle
+			}
 			if cfg.idleExit > 0 && time.Since(last) >= cfg.idleExit {
 				slog.Info("no message for --idle-exit: ending the stream", "idle", cfg.idleExit)
 				cerr := cons.Close()

@@ -463,3 +463,50 @@ func TestGetRecyclesPublishedBatches(t *testing.T) {
 		t.Errorf("rows %d, want 300", st.Rows)
 	}
 }
+
+// TestDeadLetteringUntilStored: while the dead-letter topic cannot take a
+// corrupt message (here it does not exist yet), the Subscriber keeps
+// retrying and says so (DeadLettering), so an idle check does not take
+// the partition for drained; once the topic exists the message is stored
+// and the message after it delivered.
+func TestDeadLetteringUntilStored(t *testing.T) {
+	b := fakeBroker(t)
+	topic := b.newName("packets")
+	b.create(t, topic, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	enc, _ := wire.NewEncoder(wire.EncoderOptions{})
+	good, _ := enc.Encode(nil, makeBatch(rand.New(rand.NewPCG(5, 6)), 0, 10))
+	w := &kafkago.Writer{Addr: kafkago.TCP(b.addrs...), Topic: topic, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(ctx, kafkago.Message{Value: []byte("not a packet batch")}, kafkago.Message{Value: good}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for !sub.DeadLettering() {
+		if ctx.Err() != nil {
+			t.Fatal("the corrupt message never went to the dead-letter topic")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nctx, ncancel := context.WithTimeout(ctx, 2*time.Second)
+	if d, err := sub.Next(nctx); err == nil {
+		t.Fatalf("delivered offset %d past a message not yet dead-lettered", d.Offset)
+	}
+	ncancel()
+	if !sub.DeadLettering() || sub.Stats().DeadLettered != 0 {
+		t.Fatalf("DeadLettering %v, stats %+v: want still retrying", sub.DeadLettering(), sub.Stats())
+	}
+	b.create(t, topic+".dlq", 1)
+	d := nextWithin(t, sub, 30*time.Second)
+	if d.Offset != 1 || len(d.Batch.Packets) != 10 {
+		t.Fatalf("delivered offset %d with %d rows, want offset 1 with 10", d.Offset, len(d.Batch.Packets))
+	}
+	if sub.DeadLettering() || sub.Stats().DeadLettered != 1 {
+		t.Fatalf("DeadLettering %v, stats %+v: want the dead letter stored", sub.DeadLettering(), sub.Stats())
+	}
+}

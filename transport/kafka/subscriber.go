@@ -102,6 +102,7 @@ type Subscriber struct {
 	batches sync.Pool
 
 	deliveries, rows, corrupt, deadLettered, commits atomic.Uint64
+	deadLettering                                    atomic.Int32 // partitions writing a dead letter now
 }
 
 type itemKind uint8
@@ -281,6 +282,11 @@ func (s *Subscriber) Lag() map[int]int64 {
 	return out
 }
 
+// DeadLettering reports whether a partition is writing a message to the
+// dead-letter topic (retrying until the broker stores it): its stream is
+// not idle then, although Next delivers nothing from it.
+func (s *Subscriber) DeadLettering() bool { return s.deadLettering.Load() > 0 }
+
 // put queues it for Next; false when the Subscriber is closing.
 func (s *Subscriber) put(it item) bool {
 	select {
@@ -365,6 +371,8 @@ func (s *Subscriber) putCtx(ctx context.Context, it item) bool {
 // retrying until it is stored: skipping it unrecorded would lose it once a
 // later offset is committed. False when ctx ended first.
 func (s *Subscriber) deadLetter(ctx context.Context, m kafkago.Message, reason error) bool {
+	s.deadLettering.Add(1)
+	defer s.deadLettering.Add(-1)
 	s.log.Warn("kafka subscriber: corrupt message to dead-letter topic",
 		"partition", m.Partition, "offset", m.Offset, "dlq", s.cfg.DeadLetterTopic, "err", reason)
 	dm := kafkago.Message{
