@@ -33,6 +33,14 @@ type Snapshot struct {
 	ParquetRows  map[string]uint64 // committed rows by dataset
 	KafkaErrors  uint64            // produce errors
 	ConsumerLag  map[string]int64  // by partition
+	// The distributed mode: what the publisher of capture --kafka holds
+	// and has had acknowledged, and what analyze dead-lettered and would
+	// replay after a restart (messages past the committed offset, by
+	// partition).
+	KafkaBuffered    int
+	KafkaAckedRows   uint64
+	KafkaDeadLetters uint64
+	Uncommitted      map[string]int64
 }
 
 // Exporter is a prometheus.Collector over the latest published Snapshot.
@@ -41,6 +49,7 @@ type Exporter struct {
 
 	packets, bytes, drops, skips, active, ended, evicted,
 	findings, files, rows, kafkaErrs, lag *prometheus.Desc
+	buffered, acked, deadLetters, uncommitted *prometheus.Desc
 }
 
 // NewExporter returns an exporter for one pipeline; role ("capture",
@@ -51,18 +60,23 @@ func NewExporter(role, vantage string) *Exporter {
 		return prometheus.NewDesc("tamperscope_"+name, help, labels, cl)
 	}
 	return &Exporter{
-		packets:   d("packets_total", "Packets read from the source or consumed from Kafka."),
-		bytes:     d("bytes_total", "Input bytes."),
-		drops:     d("drops_total", "Packets lost, by cause.", "cause"),
-		skips:     d("decode_skips_total", "Frames not fully decoded, by reason.", "reason"),
-		active:    d("flows_active", "Flows in the flow table."),
-		ended:     d("flows_ended_total", "Flows that ended and were written."),
-		evicted:   d("flows_evicted_total", "Flows evicted at the flow-table cap."),
-		findings:  d("findings_total", "Findings emitted, by kind.", "kind"),
-		files:     d("parquet_files_total", "Parquet files committed, by dataset.", "dataset"),
-		rows:      d("parquet_rows_total", "Parquet rows committed, by dataset.", "dataset"),
-		kafkaErrs: d("kafka_produce_errors_total", "Kafka produce errors."),
-		lag:       d("kafka_consumer_lag", "Messages behind the partition's high watermark.", "partition"),
+		packets:     d("packets_total", "Packets read from the source or consumed from Kafka."),
+		bytes:       d("bytes_total", "Input bytes."),
+		drops:       d("drops_total", "Packets lost, by cause.", "cause"),
+		skips:       d("decode_skips_total", "Frames not fully decoded, by reason.", "reason"),
+		active:      d("flows_active", "Flows in the flow table."),
+		ended:       d("flows_ended_total", "Flows that ended and were written."),
+		evicted:     d("flows_evicted_total", "Flows evicted at the flow-table cap."),
+		findings:    d("findings_total", "Findings emitted, by kind.", "kind"),
+		files:       d("parquet_files_total", "Parquet files committed, by dataset.", "dataset"),
+		rows:        d("parquet_rows_total", "Parquet rows committed, by dataset.", "dataset"),
+		kafkaErrs:   d("kafka_produce_errors_total", "Kafka produce errors."),
+		lag:         d("kafka_consumer_lag", "Messages behind the partition's high watermark.", "partition"),
+		buffered:    d("kafka_buffered_bytes", "Encoded bytes waiting for the broker or in flight."),
+		acked:       d("kafka_acked_rows_total", "Packet rows the broker acknowledged."),
+		deadLetters: d("kafka_dead_letters_total", "Messages that did not decode, sent to the dead-letter topic."),
+		uncommitted: d("kafka_uncommitted_messages",
+			"Messages processed past the partition's committed offset: what a restarted analyzer replays.", "partition"),
 	}
 }
 
@@ -72,7 +86,8 @@ func (e *Exporter) Publish(s *Snapshot) { e.cur.Store(s) }
 
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{e.packets, e.bytes, e.drops, e.skips, e.active, e.ended, e.evicted, e.findings, e.files, e.rows, e.kafkaErrs, e.lag} {
+	for _, d := range []*prometheus.Desc{e.packets, e.bytes, e.drops, e.skips, e.active, e.ended, e.evicted, e.findings, e.files, e.rows,
+		e.kafkaErrs, e.lag, e.buffered, e.acked, e.deadLetters, e.uncommitted} {
 		ch <- d
 	}
 }
@@ -91,7 +106,10 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	counter(e.ended, s.FlowsEnded)
 	counter(e.evicted, s.FlowsEvicted)
 	counter(e.kafkaErrs, s.KafkaErrors)
+	counter(e.acked, s.KafkaAckedRows)
+	counter(e.deadLetters, s.KafkaDeadLetters)
 	ch <- prometheus.MustNewConstMetric(e.active, prometheus.GaugeValue, float64(s.FlowsActive))
+	ch <- prometheus.MustNewConstMetric(e.buffered, prometheus.GaugeValue, float64(s.KafkaBuffered))
 	for _, m := range []struct {
 		d *prometheus.Desc
 		v map[string]uint64
@@ -100,8 +118,13 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			counter(m.d, v, k)
 		}
 	}
-	for p, v := range s.ConsumerLag {
-		ch <- prometheus.MustNewConstMetric(e.lag, prometheus.GaugeValue, float64(v), p)
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v map[string]int64
+	}{{e.lag, s.ConsumerLag}, {e.uncommitted, s.Uncommitted}} {
+		for p, v := range m.v {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.GaugeValue, float64(v), p)
+		}
 	}
 }
 

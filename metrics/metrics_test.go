@@ -18,10 +18,12 @@ func TestServeReportsPublishedSnapshot(t *testing.T) {
 	}
 	e.Publish(&Snapshot{
 		Packets: 1234, FlowsActive: 7,
-		Drops:       map[string]uint64{"ring": 3},
-		Findings:    map[string]uint64{"ip_blocking": 2},
-		ParquetRows: map[string]uint64{"flows": 99},
-		ConsumerLag: map[string]int64{"4": 17},
+		Drops:         map[string]uint64{"ring": 3},
+		Findings:      map[string]uint64{"ip_blocking": 2},
+		ParquetRows:   map[string]uint64{"flows": 99},
+		ConsumerLag:   map[string]int64{"4": 17},
+		Uncommitted:   map[string]int64{"4": 250},
+		KafkaBuffered: 4096, KafkaAckedRows: 5000, KafkaDeadLetters: 2,
 	})
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -37,6 +39,10 @@ func TestServeReportsPublishedSnapshot(t *testing.T) {
 		`tamperscope_findings_total{kind="ip_blocking",role="replay",vantage="vp1"} 2`,
 		`tamperscope_parquet_rows_total{dataset="flows",role="replay",vantage="vp1"} 99`,
 		`tamperscope_kafka_consumer_lag{partition="4",role="replay",vantage="vp1"} 17`,
+		`tamperscope_kafka_uncommitted_messages{partition="4",role="replay",vantage="vp1"} 250`,
+		`tamperscope_kafka_buffered_bytes{role="replay",vantage="vp1"} 4096`,
+		`tamperscope_kafka_acked_rows_total{role="replay",vantage="vp1"} 5000`,
+		`tamperscope_kafka_dead_letters_total{role="replay",vantage="vp1"} 2`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

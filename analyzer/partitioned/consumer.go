@@ -268,6 +268,16 @@ func (c *Consumer) Tick() error {
 	return nil
 }
 
+// Uncommitted returns, for each partition held, how many processed
+// messages lie past its committed offset: what a restart would replay.
+func (c *Consumer) Uncommitted() map[int]int {
+	out := make(map[int]int, len(c.parts))
+	for id, p := range c.parts {
+		out[id] = len(p.msgs)
+	}
+	return out
+}
+
 // Revoked checkpoints the partitions and drops their state, open flows
 // included: the next owner resumes at the watermark and rebuilds them.
 func (c *Consumer) Revoked(ids []int) error {

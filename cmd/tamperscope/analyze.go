@@ -157,6 +157,11 @@ func analyzeKafka(ctx context.Context, cfg analyzeConfig, sec kafka.Security, st
 			for p, l := range sub.Lag() {
 				s.ConsumerLag[strconv.Itoa(p)] = l
 			}
+			s.Uncommitted = map[string]int64{}
+			for p, n := range cons.Uncommitted() {
+				s.Uncommitted[strconv.Itoa(p)] = int64(n)
+			}
+			s.KafkaDeadLetters = sub.Stats().DeadLettered
 		})
 	}
 	start, last := time.Now(), time.Now()

@@ -209,6 +209,7 @@ func captureToKafka(ctx context.Context, cfg captureConfig, stdout io.Writer) er
 					drops[k] = v
 				}
 				s.Drops, s.KafkaErrors = drops, st.FailedMsgs
+				s.KafkaBuffered, s.KafkaAckedRows = st.Buffered, st.AckedRows
 			})
 		})
 	}

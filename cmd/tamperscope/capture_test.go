@@ -244,8 +244,10 @@ func TestCaptureKafkaLive(t *testing.T) {
 	for _, source := range []string{"ebpf", "afpacket"} {
 		t.Run(source, func(t *testing.T) {
 			topic := uniqueTopic("capture")
-			stop, _ := startCapture(t, "--iface", l.hostIf, "--source", source, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize", "--report", "1h")
+			stop, log := startCapture(t, "--iface", l.hostIf, "--source", source, "--kafka", b.addr, "--topic", topic, "--no-pseudonymize",
+				"--report", "1h", "--metrics", "127.0.0.1:0")
 			conns := tlsTraffic(t, l, []string{"censored.example", "allowed.example"})
+			checkMetric(t, log.String(), "kafka_acked_rows_total", "capture")
 			summary := strings.TrimSpace(stop())
 			t.Logf("capture: %s", summary)
 			m := publishedRe.FindStringSubmatch(summary)
@@ -395,16 +397,22 @@ func TestCaptureLive(t *testing.T) {
 	}
 }
 
-// checkPacketsMetric finds the capture's metrics endpoint in its log and
-// waits, a few seconds at most, for it to count the packets the capture
-// has seen (the counters are published once a second).
+// checkPacketsMetric: the capture's metrics count the packets it has seen.
 func checkPacketsMetric(t *testing.T, log string) {
+	t.Helper()
+	checkMetric(t, log, "packets_total", "capture")
+}
+
+// checkMetric finds the metrics endpoint in a log and waits, a few seconds
+// at most, for the sample tamperscope_<name> of role to be above 0 (the
+// counters are published once a second).
+func checkMetric(t *testing.T, log, name, role string) {
 	t.Helper()
 	m := regexp.MustCompile(`url=(http://\S+/metrics)`).FindStringSubmatch(log)
 	if m == nil {
-		t.Fatalf("no metrics URL in the capture's log:\n%s", log)
+		t.Fatalf("no metrics URL in the log:\n%s", log)
 	}
-	re := regexp.MustCompile(`(?m)^tamperscope_packets_total\{[^}]*role="capture"[^}]*\} (\d+)$`)
+	re := regexp.MustCompile(`(?m)^tamperscope_` + name + `\{[^}]*role="` + role + `"[^}]*\} (\d+)$`)
 	var body string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		resp, err := http.Get(m[1])
@@ -418,7 +426,7 @@ func checkPacketsMetric(t *testing.T, log string) {
 			return
 		}
 	}
-	t.Errorf("%s never counted a packet:\n%s", m[1], body)
+	t.Errorf("%s never counted tamperscope_%s:\n%s", m[1], name, body)
 }
 
 // packetRows counts the rows of the packets/ dataset under dir.

@@ -346,8 +346,8 @@ func TestKafkaAnalyzerKilled(t *testing.T) {
 }
 
 // TestKafkaDeadLetter sends a message that does not decode between good
-// ones: it lands on the dead-letter topic with its reason, and the
-// analyzer carries on with the rest.
+// ones: it lands on the dead-letter topic with its reason, the analyzer's
+// metrics count it, and the analyzer carries on with the rest.
 func TestKafkaDeadLetter(t *testing.T) {
 	addr := kafkaAddr(t)
 	files := labCaptures(t)[:1]
@@ -365,7 +365,17 @@ func TestKafkaDeadLetter(t *testing.T) {
 	w.Close()
 	runBin(t, append([]string{"replay", "--quiet", "--kafka", addr, "--topic", topic}, files...)...)
 	out := t.TempDir()
-	wait(t, startAnalyzer(t, addr, topic, uniqueTopic("g"), out, "--idle-exit", "6s"))
+	a, log := startAnalyzerLog(t, addr, topic, uniqueTopic("g"), out, "--idle-exit", "6s", "--metrics", "127.0.0.1:0")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("serving metrics")) {
+			checkMetric(t, string(b), "kafka_dead_letters_total", "analyze")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the analyzer serves no metrics")
+		}
+	}
+	wait(t, a)
 	compareFlows(t, want, readDataset(t, out))
 
 	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, Topic: topic + ".dlq", Partition: 0})
