@@ -56,11 +56,7 @@ func TestClocks(t *testing.T) {
 			t.Fatalf("publisher stats %+v: want %d rows acknowledged", st, seconds+2)
 		}
 
-		sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
+		sub := subscribe(t, b, topic)
 		var clocks []int64 // of the quiet partition, in offset order
 		quietRows, rows := 0, 0
 		for rows < seconds+2 || uint64(len(clocks)) < st.Clocks {
@@ -106,20 +102,12 @@ func TestClockCorrupt(t *testing.T) {
 	b.create(t, topic+".dlq", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := &kafkago.Writer{Addr: kafkago.TCP(b.addrs...), Topic: topic, BatchTimeout: time.Millisecond}
-	if err := w.WriteMessages(ctx,
+	writeRaw(t, ctx, b, topic,
 		kafkago.Message{Headers: []kafkago.Header{{Key: HeaderClock, Value: []byte("soon")}}},
 		kafkago.Message{Headers: []kafkago.Header{{Key: HeaderClock, Value: []byte("1700000000000000000")}}, Value: []byte("rows?")},
 		kafkago.Message{Headers: []kafkago.Header{{Key: HeaderClock, Value: []byte("1700000000000000000")}}},
-	); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	)
+	sub := subscribe(t, b, topic)
 	d := nextWithin(t, sub, 60*time.Second)
 	if d.Offset != 2 || d.ClockNs != 1_700_000_000_000_000_000 || len(d.Batch.Packets) != 0 {
 		t.Fatalf("delivered offset %d clock %d with %d rows, want offset 2, the clock, no rows", d.Offset, d.ClockNs, len(d.Batch.Packets))

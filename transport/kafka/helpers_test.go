@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/schemas"
 	"github.com/tamperscope/tamperscope/transport"
@@ -156,6 +158,33 @@ func (s *seen) add(d transport.Delivery) error {
 		s.partition[srv] = d.Partition
 	}
 	return nil
+}
+
+// subscribe returns a Subscriber of topic in a group of its own, closed
+// when the test ends.
+func subscribe(t *testing.T, b broker, topic string) *Subscriber {
+	t.Helper()
+	sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	return sub
+}
+
+// writeRaw writes msgs to topic as they are, past the Publisher: for
+// messages it would never write. Its transport is its own: kafka-go's
+// default one keeps the brokers' metadata for 6 s, which need not list a
+// topic created since.
+func writeRaw(t *testing.T, ctx context.Context, b broker, topic string, msgs ...kafkago.Message) {
+	t.Helper()
+	tr := &kafkago.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafkago.Writer{Addr: kafkago.TCP(b.addrs...), Topic: topic, BatchTimeout: time.Millisecond, Transport: tr}
+	defer w.Close()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func nextWithin(t testing.TB, s *Subscriber, d time.Duration) transport.Delivery {

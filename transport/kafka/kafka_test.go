@@ -183,18 +183,10 @@ func TestDeadLetter(t *testing.T) {
 		before, _ := enc.Encode(nil, makeBatch(rng, 0, 10))
 		after, _ := enc.Encode(nil, makeBatch(rng, 10, 10))
 		corrupt := append([]byte(nil), before[:len(before)/2]...)
-		w := &kafkago.Writer{Addr: kafkago.TCP(b.addrs...), Topic: topic, BatchTimeout: time.Millisecond}
-		if err := w.WriteMessages(ctx,
-			kafkago.Message{Value: before}, kafkago.Message{Value: corrupt}, kafkago.Message{Value: after}); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
+		writeRaw(t, ctx, b, topic,
+			kafkago.Message{Value: before}, kafkago.Message{Value: corrupt}, kafkago.Message{Value: after})
 
-		sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
+		sub := subscribe(t, b, topic)
 		var offsets []int64
 		for range 2 {
 			d := nextWithin(t, sub, 60*time.Second)
@@ -477,16 +469,8 @@ func TestDeadLetteringUntilStored(t *testing.T) {
 	defer cancel()
 	enc, _ := wire.NewEncoder(wire.EncoderOptions{})
 	good, _ := enc.Encode(nil, makeBatch(rand.New(rand.NewPCG(5, 6)), 0, 10))
-	w := &kafkago.Writer{Addr: kafkago.TCP(b.addrs...), Topic: topic, BatchTimeout: time.Millisecond}
-	if err := w.WriteMessages(ctx, kafkago.Message{Value: []byte("not a packet batch")}, kafkago.Message{Value: good}); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	writeRaw(t, ctx, b, topic, kafkago.Message{Value: []byte("not a packet batch")}, kafkago.Message{Value: good})
+	sub := subscribe(t, b, topic)
 	for !sub.DeadLettering() {
 		if ctx.Err() != nil {
 			t.Fatal("the corrupt message never went to the dead-letter topic")

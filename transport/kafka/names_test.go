@@ -42,11 +42,7 @@ func TestDNSCopies(t *testing.T) {
 		t.Errorf("publisher stats %+v: want 3 rows acknowledged and %d copies", st, parts-1)
 	}
 
-	sub, err := NewSubscriber(SubscriberConfig{Brokers: b.addrs, Topic: topic, Group: b.newName("g"), Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := subscribe(t, b, topic)
 	packets := map[uint32]int{} // seq -> partition
 	var copies []int            // partitions that got the answer as a copy
 	for len(packets) < 3 || len(copies) < parts-1 {
