@@ -19,10 +19,11 @@ import (
 	"github.com/tamperscope/tamperscope/transport/inproc"
 )
 
-// collect keeps everything an engine produces.
+// collect keeps everything an engine produces, and replayFile its counts.
 type collect struct {
 	flows    []schemas.FlowRecord
 	findings []schemas.Finding
+	stats    analyzer.Stats
 }
 
 func (c *collect) Flow(r *schemas.FlowRecord) error { c.flows = append(c.flows, *r); return nil }
@@ -66,6 +67,7 @@ func replayFile(t testing.TB, path string) (*collect, ingest.Stats, error) {
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}
+	out.stats = eng.Stats()
 	return out, st, readErr
 }
 

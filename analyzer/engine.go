@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/tamperscope/tamperscope/analyzer/detect"
 	"github.com/tamperscope/tamperscope/analyzer/flow"
@@ -42,7 +43,14 @@ type Stats struct {
 	Flow     flow.Stats
 	Parse    ParseStats
 	Findings map[string]int // by kind
+	// Outcomes counts the flows written by outcome and failure stage
+	// (schemas.FlowRecord.Outcome and .Stage): the per-flow signal, as
+	// flows end, that findings attribute once their window is judged.
+	Outcomes map[Outcome]uint64
 }
+
+// Outcome is a flow's outcome and the stage it failed at ("" for none).
+type Outcome struct{ Outcome, Stage string }
 
 // Engine turns packets into flow records and findings. It is not safe for
 // concurrent use, the Prepare methods apart (prepare.go): shard by
@@ -60,6 +68,7 @@ type Engine struct {
 	quicDec quic.Decoder
 	pkts    uint64
 	counts  map[string]int
+	ends    map[Outcome]uint64
 	skip    func(r *schemas.FlowRecord) bool
 	keyed   []flow.KeyedPacket // Process's scratch: the batch's flow keys
 	prep    prepared
@@ -71,7 +80,7 @@ type Engine struct {
 
 // New returns an engine writing to out.
 func New(cfg Config, out Output) *Engine {
-	e := &Engine{out: out, dns: newDNSNames(), counts: map[string]int{}, skip: cfg.Skip}
+	e := &Engine{out: out, dns: newDNSNames(), counts: map[string]int{}, ends: map[Outcome]uint64{}, skip: cfg.Skip}
 	e.det = detect.New(cfg.Detect, e.dns.namesOf)
 	if cfg.Digests != nil {
 		e.det.DeferCrossAddress(func(d *detect.Digest) {
@@ -211,7 +220,7 @@ func (e *Engine) Stats() Stats {
 	for k, v := range e.counts {
 		c[k] = v
 	}
-	return Stats{Packets: e.pkts, Flow: e.table.Stats(), Parse: e.parse, Findings: c}
+	return Stats{Packets: e.pkts, Flow: e.table.Stats(), Parse: e.parse, Findings: c, Outcomes: maps.Clone(e.ends)}
 }
 
 func (e *Engine) onEnd(st *flow.State, reason flow.EndReason) {
@@ -223,6 +232,7 @@ func (e *Engine) onEnd(st *flow.State, reason flow.EndReason) {
 		return
 	}
 	e.det.OnFlowEnd(st, r, e.nowNs, e.emit)
+	e.ends[Outcome{r.Outcome, r.Stage}]++
 	if e.err == nil {
 		if err := e.out.Flow(r); err != nil {
 			e.err = fmt.Errorf("write flow: %w", err)

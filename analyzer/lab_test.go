@@ -2,12 +2,14 @@ package analyzer_test
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/tamperscope/tamperscope/analyzer"
 	"github.com/tamperscope/tamperscope/schemas"
 )
 
@@ -114,6 +116,28 @@ func TestLabScenarios(t *testing.T) {
 		t.Logf("%-18s precision %.2f recall %.2f (tp %d, fp %d, fn %d)", k, prec, rec, s.tp, s.fp, s.fn)
 		if prec < 0.98 || rec < 0.98 {
 			t.Errorf("%s: precision %.2f, recall %.2f, want >= 0.98", k, prec, rec)
+		}
+	}
+}
+
+// TestOutcomeCounts: the engine counts the flows it writes by outcome and
+// failure stage (Stats.Outcomes, the metrics' per-flow signal) exactly as
+// the flow records say, failures of every stage included.
+func TestOutcomeCounts(t *testing.T) {
+	for _, scenario := range []string{"gfw-inject-seed1", "ip-drop-seed1", "sni-drop-seed1", "benign-seed1"} {
+		res, _, err := replayFile(t, filepath.Join("../lab/testdata", scenario, "capture.pcap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[analyzer.Outcome]uint64{}
+		for _, r := range res.flows {
+			want[analyzer.Outcome{Outcome: r.Outcome, Stage: r.Stage}]++
+		}
+		if !maps.Equal(res.stats.Outcomes, want) {
+			t.Errorf("%s: counted %v, the flow records say %v", scenario, res.stats.Outcomes, want)
+		}
+		if len(want) < 2 {
+			t.Errorf("%s: flows of %d outcome(s) only: %v", scenario, len(want), want)
 		}
 	}
 }

@@ -29,6 +29,7 @@ type Snapshot struct {
 	FlowsEnded   uint64
 	FlowsEvicted uint64
 	Findings     map[string]uint64 // by kind
+	FlowOutcomes map[FlowOutcome]uint64
 	ParquetFiles map[string]uint64 // committed files by dataset (flows, findings, packets)
 	ParquetRows  map[string]uint64 // committed rows by dataset
 	KafkaErrors  uint64            // produce errors
@@ -43,13 +44,17 @@ type Snapshot struct {
 	Uncommitted      map[string]int64
 }
 
+// FlowOutcome labels the flows written: their outcome (ok, reset,
+// timeout, ...) and the stage they failed at (post_syn, ..., or none).
+type FlowOutcome struct{ Outcome, Stage string }
+
 // Exporter is a prometheus.Collector over the latest published Snapshot.
 type Exporter struct {
 	cur atomic.Pointer[Snapshot]
 
 	packets, bytes, drops, skips, active, ended, evicted,
 	findings, files, rows, kafkaErrs, lag *prometheus.Desc
-	buffered, acked, deadLetters, uncommitted *prometheus.Desc
+	buffered, acked, deadLetters, uncommitted, outcomes *prometheus.Desc
 }
 
 // NewExporter returns an exporter for one pipeline; role ("capture",
@@ -60,12 +65,14 @@ func NewExporter(role, vantage string) *Exporter {
 		return prometheus.NewDesc("tamperscope_"+name, help, labels, cl)
 	}
 	return &Exporter{
-		packets:     d("packets_total", "Packets read from the source or consumed from Kafka."),
-		bytes:       d("bytes_total", "Input bytes."),
-		drops:       d("drops_total", "Packets lost, by cause.", "cause"),
-		skips:       d("decode_skips_total", "Frames not fully decoded, by reason.", "reason"),
-		active:      d("flows_active", "Flows in the flow table."),
-		ended:       d("flows_ended_total", "Flows that ended and were written."),
+		packets: d("packets_total", "Packets read from the source or consumed from Kafka."),
+		bytes:   d("bytes_total", "Input bytes."),
+		drops:   d("drops_total", "Packets lost, by cause.", "cause"),
+		skips:   d("decode_skips_total", "Frames not fully decoded, by reason.", "reason"),
+		active:  d("flows_active", "Flows in the flow table."),
+		ended:   d("flows_ended_total", "Flows that ended and were written."),
+		outcomes: d("flow_outcomes_total", "Flows written, by outcome and the stage a failed one failed at: "+
+			"the per-flow signal, as flows end, that findings attribute once their window is judged.", "outcome", "stage"),
 		evicted:     d("flows_evicted_total", "Flows evicted at the flow-table cap."),
 		findings:    d("findings_total", "Findings emitted, by kind.", "kind"),
 		files:       d("parquet_files_total", "Parquet files committed, by dataset.", "dataset"),
@@ -87,7 +94,7 @@ func (e *Exporter) Publish(s *Snapshot) { e.cur.Store(s) }
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{e.packets, e.bytes, e.drops, e.skips, e.active, e.ended, e.evicted, e.findings, e.files, e.rows,
-		e.kafkaErrs, e.lag, e.buffered, e.acked, e.deadLetters, e.uncommitted} {
+		e.kafkaErrs, e.lag, e.buffered, e.acked, e.deadLetters, e.uncommitted, e.outcomes} {
 		ch <- d
 	}
 }
@@ -117,6 +124,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range m.v {
 			counter(m.d, v, k)
 		}
+	}
+	for k, v := range s.FlowOutcomes {
+		counter(e.outcomes, v, k.Outcome, k.Stage)
 	}
 	for _, m := range []struct {
 		d *prometheus.Desc

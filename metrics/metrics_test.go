@@ -24,6 +24,7 @@ func TestServeReportsPublishedSnapshot(t *testing.T) {
 		ConsumerLag:   map[string]int64{"4": 17},
 		Uncommitted:   map[string]int64{"4": 250},
 		KafkaBuffered: 4096, KafkaAckedRows: 5000, KafkaDeadLetters: 2,
+		FlowOutcomes: map[FlowOutcome]uint64{{"reset", "post_psh"}: 3, {"ok", "none"}: 40},
 	})
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -43,6 +44,8 @@ func TestServeReportsPublishedSnapshot(t *testing.T) {
 		`tamperscope_kafka_buffered_bytes{role="replay",vantage="vp1"} 4096`,
 		`tamperscope_kafka_acked_rows_total{role="replay",vantage="vp1"} 5000`,
 		`tamperscope_kafka_dead_letters_total{role="replay",vantage="vp1"} 2`,
+		`tamperscope_flow_outcomes_total{outcome="reset",role="replay",stage="post_psh",vantage="vp1"} 3`,
+		`tamperscope_flow_outcomes_total{outcome="ok",role="replay",stage="none",vantage="vp1"} 40`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -346,6 +346,12 @@ func addEngine(dst *analyzer.Stats, s analyzer.Stats) {
 	for k, v := range s.Findings {
 		dst.Findings[k] += v
 	}
+	if dst.Outcomes == nil {
+		dst.Outcomes = map[analyzer.Outcome]uint64{}
+	}
+	for k, v := range s.Outcomes {
+		dst.Outcomes[k] += v
+	}
 }
 
 // checkpoint commits the rows written since the last set as a new set,

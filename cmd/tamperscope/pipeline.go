@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -420,6 +421,10 @@ func (m *runMetrics) publish(es analyzer.Stats, ds *sink.Dataset, more func(*met
 	}
 	for k, v := range es.Findings {
 		s.Findings[k] = uint64(v)
+	}
+	s.FlowOutcomes = make(map[metrics.FlowOutcome]uint64, len(es.Outcomes))
+	for k, v := range es.Outcomes {
+		s.FlowOutcomes[metrics.FlowOutcome{Outcome: k.Outcome, Stage: cmp.Or(k.Stage, "none")}] += v
 	}
 	if ds != nil {
 		st := ds.Stats()
