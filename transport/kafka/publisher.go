@@ -392,12 +392,14 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 		return fmt.Errorf("publish: %w", ErrClosed)
 	}
 	n := len(p.pending)
+	newest := p.newestNs
 	for i := range b.Packets {
 		row := &b.Packets[i]
 		part := partitionOf(p.cfg.Key(row), n)
 		p.addLocked(&p.pending[part], part, row)
 		p.stats.Rows++
 		p.lastNs[part] = max(p.lastNs[part], row.TimestampNs)
+		newest = max(newest, row.TimestampNs)
 		if !p.cfg.NoDNSCopies && n > 1 && row.IsDNSAnswer() {
 			for q := range p.names {
 				if q != part {
@@ -406,7 +408,9 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 			}
 		}
 	}
-	p.clocksLocked(b)
+	if len(b.Packets) > 0 {
+		p.clocksLocked(newest)
+	}
 	if i := slices.Index(p.lent, b); i >= 0 {
 		p.lent = slices.Delete(p.lent, i, i+1)
 		b.Packets, b.Arena = b.Packets[:0], b.Arena[:0]
@@ -415,17 +419,14 @@ func (p *Publisher) Publish(ctx context.Context, b *schemas.PacketBatch) error {
 	return nil
 }
 
-// clocksLocked sends a clock message to every partition whose newest row
-// is ClockEvery or more behind the newest packet time published, after
-// the rows it has pending. It looks once per ClockEvery of packet time.
-func (p *Publisher) clocksLocked(b *schemas.PacketBatch) {
+// clocksLocked takes newest, the newest packet time published so far, and
+// sends a clock message to every partition whose newest row is ClockEvery
+// or more behind it, after the rows it has pending. It looks once per
+// ClockEvery of packet time.
+func (p *Publisher) clocksLocked(newest int64) {
 	every := int64(p.cfg.ClockEvery)
-	if every < 0 || len(b.Packets) == 0 {
+	if every < 0 {
 		return
-	}
-	newest := p.newestNs
-	for i := range b.Packets {
-		newest = max(newest, b.Packets[i].TimestampNs)
 	}
 	if p.newestNs == 0 { // the first rows: every partition starts here
 		p.clockAt = newest + every
