@@ -216,11 +216,7 @@ func (e *Engine) ReplayFromNs() int64 {
 
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats {
-	c := make(map[string]int, len(e.counts))
-	for k, v := range e.counts {
-		c[k] = v
-	}
-	return Stats{Packets: e.pkts, Flow: e.table.Stats(), Parse: e.parse, Findings: c, Outcomes: maps.Clone(e.ends)}
+	return Stats{Packets: e.pkts, Flow: e.table.Stats(), Parse: e.parse, Findings: maps.Clone(e.counts), Outcomes: maps.Clone(e.ends)}
 }
 
 func (e *Engine) onEnd(st *flow.State, reason flow.EndReason) {
