@@ -92,8 +92,8 @@ go test -run '^$' -bench 'BenchmarkRing$|BenchmarkAFPacket$' -benchtime 2000000x
 # scripts/kafka.sh (its own port and data; the jars of the repository's
 # cache, linked), published by `replay --kafka` and consumed by
 # `analyze --idle-exit`, each timed alone, beside the in-process replay of
-# the same file in the same run. BENCH_KAFKA_PORT moves the broker (default
-# 29392; the controller takes the next port).
+# the same file, in BENCH_KAFKA_RUNS passes (default 3). BENCH_KAFKA_PORT
+# moves the broker (default 29392; the controller takes the next port).
 echo
 echo "== distributed mode (Kafka)"
 kport=${BENCH_KAFKA_PORT:-29392}
@@ -116,7 +116,7 @@ broker_cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$kpid/s
 ktopic=bench-$(date +%s%N)
 
 
-rm -rf "$cache/kout-inproc" "$cache/kout" "$cache/kout-warm"
+rm -rf "$cache/kout-warm"
 # Warm-up, as for any JVM benchmark: untimed passes of the same capture
 # through the broker. A fresh broker creates its offsets topic at the first
 # group join and runs its produce and fetch paths interpreted until the JIT
@@ -129,59 +129,81 @@ for w in 1 2 3; do
 		--out "$cache/kout-warm" --idle-exit 1s --findings-topic - >/dev/null
 	rm -rf "$cache/kout-warm"
 done
-read -r in_s in_kb in_cpu < <(measure kafka-inproc "$cache/tamperscope" replay --quiet --out "$cache/kout-inproc" "$kcap")
-b0=$(broker_cpu)
-read -r pub_s pub_kb pub_cpu < <(measure kafka-replay "$cache/tamperscope" replay --quiet --kafka "$kaddr" --topic "$ktopic" --partitions 4 "$kcap")
-b1=$(broker_cpu)
-read -r an_s an_kb an_cpu < <(measure kafka-analyze "$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic" \
-	--group "$ktopic" --out "$cache/kout" --idle-exit "${idle}s")
-b2=$(broker_cpu)
-python3 - "$cache/kafka-replay.log" "$cache/kafka-analyze.log" "$kpackets" "$idle" "$in_s" "$in_kb" "$in_cpu" "$pub_s" "$pub_kb" "$pub_cpu" "$an_s" "$an_kb" "$an_cpu" "$b0" "$b1" "$b2" <<'PY'
-import sys, re, datetime
-publog, log = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-n, idle, ins, ink, inc, ps, pk, pc, as_, ak, ac, b0, b1, b2 = int(sys.argv[3]), *map(float, sys.argv[4:])
-def at(msg, text=None):
-    m = re.search(r'time=(\S+) level=\S+ msg="' + re.escape(msg), text or log)
+# The host's speed varies: the three measures run $kruns times in turn,
+# each pass publishing to a topic of its own, and the figures are medians,
+# the ratio of the medians with its range over the passes.
+kruns=${BENCH_KAFKA_RUNS:-3}
+kresults=$(mktemp)
+for r in $(seq "$kruns"); do
+	rm -rf "$cache/kout-inproc" "$cache/kout"
+	read -r in_s in_kb in_cpu < <(measure kafka-inproc "$cache/tamperscope" replay --quiet --out "$cache/kout-inproc" "$kcap")
+	b0=$(broker_cpu)
+	read -r pub_s pub_kb pub_cpu < <(measure "kafka-replay-$r" "$cache/tamperscope" replay --quiet --kafka "$kaddr" --topic "$ktopic-$r" --partitions 4 "$kcap")
+	b1=$(broker_cpu)
+	read -r an_s an_kb an_cpu < <(measure "kafka-analyze-$r" "$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic-$r" \
+		--group "$ktopic-$r" --out "$cache/kout" --idle-exit "${idle}s")
+	b2=$(broker_cpu)
+	echo "$cache/kafka-replay-$r.log $cache/kafka-analyze-$r.log $in_s $in_kb $in_cpu $pub_s $pub_kb $pub_cpu $an_s $an_kb $an_cpu $b0 $b1 $b2" >>"$kresults"
+done
+python3 - "$kpackets" "$idle" "$kresults" <<'PY'
+import sys, re, datetime, statistics as st
+n, idle = int(sys.argv[1]), float(sys.argv[2])
+def at(msg, text):
+    m = re.search(r'time=(\S+) level=\S+ msg="' + re.escape(msg), text)
     return datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
-# replay --kafka's work runs from the publisher being ready (topic created,
-# partitions known) until every message is acknowledged: like analyze's
-# group join, creating the topic is set-up, not throughput.
-ready, closed = at("kafka publisher ready", publog), at("kafka publisher closed", publog)
-pw = closed - ready
-print(f"publish: {ps - pw:.2f}s to start and create the topic, {pw:.2f}s of work")
-ps = pw
-# analyze's work runs from its partitions' assignment until every flow is
-# written and committed, less the --idle-exit wait after the last message
-# (the idle check follows each 1 s poll from that message on, so the wait
-# is close to exact); before the assignment it joins the group, after the
-# end it leaves it.
-assigned, written, ended = at("kafka subscriber: assigned"), at("stream ended"), at("analyze ended")
-aw = max(written - assigned - idle, 1e-3)
-join = as_ - (ended - assigned)
-print(f"analyze: {join:.2f}s to start and join the group, {aw:.2f}s of work, {idle:.0f}s idle wait (subtracted), {ended - written:.2f}s to leave the group")
-e2e = ps + aw
-rows = [
-    ("replay in process (reference)", ins, ink, inc, None),
-    ("replay --kafka (publish, acked)", ps, pk, pc, b1 - b0),
-    (f"analyze (less {idle:.0f}s idle-exit)", aw, ak, ac, b2 - b1),
-    ("end to end (publish + analyze)", e2e, None, pc + ac, b2 - b0),
-]
-print(f"{n} packets, 4 partitions; CPU seconds are user+sys of the process, broker CPU is the JVM's meanwhile")
+passes, setup = [], []
+for line in open(sys.argv[3]):
+    publog, log, *v = line.split()
+    publog, log = open(publog).read(), open(log).read()
+    ins, ink, inc, ps, pk, pc, as_, ak, ac, b0, b1, b2 = map(float, v)
+    # replay --kafka's work runs from the publisher being ready (topic
+    # created, partitions known) until every message is acknowledged: like
+    # analyze's group join, creating the topic is set-up, not throughput.
+    pw = at("kafka publisher closed", publog) - at("kafka publisher ready", publog)
+    # analyze's work runs from its partitions' assignment until every flow
+    # is written and committed, less the --idle-exit wait after the last
+    # message (the idle check follows each 1 s poll from that message on,
+    # so the wait is close to exact); before the assignment it joins the
+    # group, after the end it leaves it.
+    assigned, written, ended = at("kafka subscriber: assigned", log), at("stream ended", log), at("analyze ended", log)
+    aw = max(written - assigned - idle, 1e-3)
+    setup.append((ps - pw, as_ - (ended - assigned), ended - written))
+    passes.append({
+        "in": (ins, ink, inc, None),
+        "pub": (pw, pk, pc, b1 - b0),
+        "an": (aw, ak, ac, b2 - b1),
+        "e2e": (pw + aw, None, pc + ac, b2 - b0),
+    })
+med = lambda xs: st.median(xs)
+col = lambda k, i: med(p[k][i] for p in passes)
+print(f"set-up, medians: publish {med(s[0] for s in setup):.2f}s to start and create the topic; "
+      f"analyze {med(s[1] for s in setup):.2f}s to start and join the group, {med(s[2] for s in setup):.2f}s to leave it "
+      f"({idle:.0f}s idle-exit wait subtracted)")
+print(f"{n} packets, 4 partitions, medians of {len(passes)} passes; CPU seconds are user+sys of the process, broker CPU is the JVM's meanwhile")
 print(f"{'stage':<36}{'seconds':>9}{'Mpkt/s':>9}{'peak MiB':>10}{'CPU s':>8}{'broker CPU s':>14}{'vs in-process':>15}")
-for name, s, kb, cpu, bc in rows:
-    mib = f"{kb/1024:.0f}" if kb else "-"
+ins = col("in", 0)
+for key, name in [("in", "replay in process (reference)"), ("pub", "replay --kafka (publish, acked)"),
+                  ("an", f"analyze (less {idle:.0f}s idle-exit)"), ("e2e", "end to end (publish + analyze)")]:
+    s = col(key, 0)
+    bc = col(key, 3) if passes[0][key][3] is not None else None
+    mib = f"{max(p[key][1] for p in passes)/1024:.0f}" if passes[0][key][1] is not None else "-"
     bcs = f"{bc:.2f}" if bc is not None else "-"
-    print(f"{name:<36}{s:>9.2f}{n/s/1e6:>9.2f}{mib:>10}{cpu:>8.2f}{bcs:>14}{ins/s:>14.2f}x")
+    print(f"{name:<36}{s:>9.2f}{n/s/1e6:>9.2f}{mib:>10}{col(key, 2):>8.2f}{bcs:>14}{ins/s:>14.2f}x")
+ratios = sorted(p["in"][0] / p["e2e"][0] for p in passes)
+print(f"end to end vs in-process over the passes: {ratios[0]:.2f}-{ratios[-1]:.2f}x (target >= 0.5x); "
+      f"end to end {min(n / p['e2e'][0] for p in passes)/1e6:.2f}-{max(n / p['e2e'][0] for p in passes)/1e6:.2f} Mpkt/s (target >= 1)")
 # Where the time goes: a stage whose own CPU fills its wall time is
 # bound by its own CPU; otherwise by the broker when the broker's CPU
 # does, otherwise it waits (network round trips, acks, fetch latency).
 # The broker's CPU of the analyze stage spans the idle wait too: an upper
 # bound.
-def verdict(name, wall, own, broker):
+def verdict(name, key):
+    wall, own, broker = col(key, 0), col(key, 2), col(key, 3)
     if own >= 0.8 * wall:
         return f"{name}: CPU-bound in tamperscope ({own/wall:.0%} of a core)"
     if broker >= 0.8 * wall:
         return f"{name}: broker-bound (broker {broker/wall:.0%} of a core, tamperscope {own/wall:.0%})"
     return f"{name}: waiting (tamperscope {own/wall:.0%}, broker {broker/wall:.0%} of a core: round trips and acks)"
-print("bottleneck:", verdict("publish", ps, pc, b1 - b0) + ";", verdict("analyze", aw, ac, b2 - b1))
+print("bottleneck:", verdict("publish", "pub") + ";", verdict("analyze", "an"))
 PY
+rm -f "$kresults"
