@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +28,6 @@ import (
 	"github.com/tamperscope/tamperscope/capture/afpacket"
 	"github.com/tamperscope/tamperscope/capture/pcapfile"
 	"github.com/tamperscope/tamperscope/ingest"
-	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/schemas"
@@ -273,7 +270,7 @@ func waitLine(t *testing.T, r io.Reader, want string) {
 // and IPv6, UDP request/response, and pings.
 func traffic(t *testing.T, l *lab) {
 	t.Helper()
-	cert := selfSigned(t)
+	cert := testenv.ServerCert(t, "lab", "censored.example", "allowed.example")
 	body := bytes.Repeat([]byte("x"), 200<<10)
 	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })
 	var lns []net.Listener
@@ -379,23 +376,6 @@ func sendUDP(host string, port int, b []byte) error {
 	defer c.Close()
 	_, err = c.Write(b)
 	return err
-}
-
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	ca, err := certs.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ca.Issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "lab"},
-		DNSNames:    []string{"censored.example", "allowed.example"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func readPcap(t *testing.T, path string) []schemas.PacketMeta {

@@ -25,7 +25,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tamperscope/tamperscope/internal/certs"
 	"github.com/tamperscope/tamperscope/internal/testenv"
 	"github.com/tamperscope/tamperscope/lab/netns"
 	"github.com/tamperscope/tamperscope/schemas"
@@ -97,7 +96,7 @@ type conn struct {
 // request, a reply and an orderly close.
 func tlsTraffic(t *testing.T, l *captureLab, snis []string) []conn {
 	t.Helper()
-	cfg := &tls.Config{Certificates: []tls.Certificate{testCert(t)}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{testenv.ServerCert(t, "lab")}}
 	var lns []net.Listener
 	err := netns.Do(l.ns, func() error {
 		for _, a := range []string{ckSrv4, ckSrv6} {
@@ -189,19 +188,6 @@ func echoOnce(c *tls.Conn) error {
 		return fmt.Errorf("wait for the client's close_notify: %v", err)
 	}
 	return nil
-}
-
-func testCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	ca, err := certs.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ca.Server("lab")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // lineWriter closes ready at the first write containing want; the

@@ -77,11 +77,12 @@ func (ca *CA) Issue(tmpl *x509.Certificate) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// Server issues a server certificate for name, as a DNS name.
-func (ca *CA) Server(name string) (tls.Certificate, error) {
+// Server issues a server certificate for name and the other names, as
+// DNS names; name is also its subject.
+func (ca *CA) Server(name string, names ...string) (tls.Certificate, error) {
 	return ca.Issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: name},
-		DNSNames:    []string{name},
+		DNSNames:    append([]string{name}, names...),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 }

@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"os"
 	"testing"
+
+	"github.com/tamperscope/tamperscope/internal/certs"
 )
 
 // RequireAllEnv is the variable that turns skips into failures.
@@ -35,4 +38,19 @@ func KafkaBroker(t testing.TB) string {
 		Need(t, `TAMPERSCOPE_KAFKA is not set; start a broker with eval "$(scripts/kafka.sh up)"`)
 	}
 	return addr
+}
+
+// ServerCert returns a server certificate for name and the other names
+// from a CA of its own, for a test's TLS server; it fails t on error.
+func ServerCert(t testing.TB, name string, names ...string) tls.Certificate {
+	t.Helper()
+	ca, err := certs.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.Server(name, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
