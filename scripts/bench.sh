@@ -27,6 +27,19 @@ cache() {
 }
 cache "$cap"
 
+gobench() { # go test arguments: prints the benchmark lines; on failure, the end of the output
+	local log
+	log=$(mktemp)
+	if ! go test "$@" >"$log" 2>&1; then
+		echo "bench.sh: go test $* failed:" >&2
+		tail -20 "$log" >&2
+		rm -f "$log"
+		exit 1
+	fi
+	grep -E '^Benchmark|^ok' "$log"
+	rm -f "$log"
+}
+
 measure() { # name, command...: prints wall seconds, peak RSS KiB, CPU seconds
 	local name=$1
 	shift
@@ -75,8 +88,8 @@ rm -f "$results"
 
 echo
 echo "== per-packet hot paths (allocations per packet must be 0)"
-go test -run '^$' -bench 'BenchmarkDecode$|BenchmarkUpdate$|BenchmarkReadPcap$' -benchmem -benchtime 2000000x \
-	./analyzer/decode/ ./analyzer/flow/ ./capture/pcapfile/ | grep -E '^Benchmark|^ok'
+gobench -run '^$' -bench 'BenchmarkDecode$|BenchmarkUpdate$|BenchmarkReadPcap$' -benchmem -benchtime 2000000x \
+	./analyzer/decode/ ./analyzer/flow/ ./capture/pcapfile/
 
 # ---------------------------------------------------------------------------
 # Live capture: records/s delivered to user space and loss, the eBPF
@@ -85,7 +98,7 @@ go test -run '^$' -bench 'BenchmarkDecode$|BenchmarkUpdate$|BenchmarkReadPcap$' 
 # namespace. Needs root.
 echo
 echo "== live capture (eBPF ring and AF_PACKET)"
-go test -run '^$' -bench 'BenchmarkRing$|BenchmarkAFPacket$' -benchtime 2000000x ./capture/ebpf/ | grep -E '^Benchmark|^ok'
+gobench -run '^$' -bench 'BenchmarkRing$|BenchmarkAFPacket$' -benchtime 2000000x ./capture/ebpf/
 
 # ---------------------------------------------------------------------------
 # Distributed mode: a ~800k-packet capture through a private broker of
@@ -104,6 +117,7 @@ fresh "$kcap" || go run ./bench/gencap -flows 20000 -o "$kcap"
 kpackets=$(capinfos -c -M "$kcap" 2>/dev/null | awk '/Number of packets/ {print $NF}')
 cache "$kcap"
 scripts/kafka.sh fetch
+go build -o "$cache/kafkafloor" ./bench/kafkafloor
 mkdir -p "$kcache"
 ln -sfn "$root/.cache/kafka/jars" "$kcache/jars"
 kafka() { TAMPERSCOPE_KAFKA_PORT=$kport TAMPERSCOPE_KAFKA_CACHE=$kcache scripts/kafka.sh "$@"; }
@@ -143,7 +157,10 @@ for r in $(seq "$kruns"); do
 	read -r an_s an_kb an_cpu < <(measure "kafka-analyze-$r" "$cache/tamperscope" analyze --quiet --kafka "$kaddr" --topic "$ktopic-$r" \
 		--group "$ktopic-$r" --out "$cache/kout" --idle-exit "${idle}s")
 	b2=$(broker_cpu)
-	echo "$cache/kafka-replay-$r.log $cache/kafka-analyze-$r.log $in_s $in_kb $in_cpu $pub_s $pub_kb $pub_cpu $an_s $an_kb $an_cpu $b0 $b1 $b2" >>"$kresults"
+	# The floor: the same messages produced and fetched again by a bare
+	# kafka-go client (bench/kafkafloor), no tamperscope work around them.
+	"$cache/kafkafloor" -brokers "$kaddr" -topic "$ktopic-$r" -broker-pid "$kpid" >"$cache/kafka-floor-$r.log"
+	echo "$cache/kafka-replay-$r.log $cache/kafka-analyze-$r.log $cache/kafka-floor-$r.log $in_s $in_kb $in_cpu $pub_s $pub_kb $pub_cpu $an_s $an_kb $an_cpu $b0 $b1 $b2" >>"$kresults"
 done
 python3 - "$kpackets" "$idle" "$kresults" <<'PY'
 import sys, re, datetime, statistics as st
@@ -153,8 +170,9 @@ def at(msg, text):
     return datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
 passes, setup = [], []
 for line in open(sys.argv[3]):
-    publog, log, *v = line.split()
+    publog, log, floorlog, *v = line.split()
     publog, log = open(publog).read(), open(log).read()
+    fl = dict(kv.split("=") for kv in open(floorlog).read().split())
     ins, ink, inc, ps, pk, pc, as_, ak, ac, b0, b1, b2 = map(float, v)
     # replay --kafka's work runs from the publisher being ready (topic
     # created, partitions known) until every message is acknowledged: like
@@ -173,6 +191,8 @@ for line in open(sys.argv[3]):
         "pub": (pw, pk, pc, b1 - b0),
         "an": (aw, ak, ac, b2 - b1),
         "e2e": (pw + aw, None, pc + ac, b2 - b0),
+        "floor": (float(fl["produce_s"]) + float(fl["fetch_s"]), None,
+                  float(fl["produce_cpu"]) + float(fl["fetch_cpu"]), float(fl["produce_broker_cpu"]) + float(fl["fetch_broker_cpu"])),
     })
 med = lambda xs: st.median(xs)
 col = lambda k, i: med(p[k][i] for p in passes)
@@ -183,7 +203,8 @@ print(f"{n} packets, 4 partitions, medians of {len(passes)} passes; CPU seconds 
 print(f"{'stage':<36}{'seconds':>9}{'Mpkt/s':>9}{'peak MiB':>10}{'CPU s':>8}{'broker CPU s':>14}{'vs in-process':>15}")
 ins = col("in", 0)
 for key, name in [("in", "replay in process (reference)"), ("pub", "replay --kafka (publish, acked)"),
-                  ("an", f"analyze (less {idle:.0f}s idle-exit)"), ("e2e", "end to end (publish + analyze)")]:
+                  ("an", f"analyze (less {idle:.0f}s idle-exit)"), ("e2e", "end to end (publish + analyze)"),
+                  ("floor", "Kafka alone: same messages, bare")]:
     s = col(key, 0)
     bc = col(key, 3) if passes[0][key][3] is not None else None
     mib = f"{max(p[key][1] for p in passes)/1024:.0f}" if passes[0][key][1] is not None else "-"
@@ -205,5 +226,11 @@ def verdict(name, key):
         return f"{name}: broker-bound (broker {broker/wall:.0%} of a core, tamperscope {own/wall:.0%})"
     return f"{name}: waiting (tamperscope {own/wall:.0%}, broker {broker/wall:.0%} of a core: round trips and acks)"
 print("bottleneck:", verdict("publish", "pub") + ";", verdict("analyze", "an"))
+# The budget of the 0.5x target, and how much of it the broker and client
+# take before tamperscope does anything.
+fl = col("floor", 0)
+print(f"at 0.5x the end to end may take {2*ins:.2f}s; the bare Kafka transport takes {fl:.2f}s of it "
+      f"({fl/ins:.2f}x the in-process time), which leaves {2*ins-fl:.2f}s for reading, encoding, decoding "
+      f"and analysing, against {ins:.2f}s for reading and analysing in process")
 PY
 rm -f "$kresults"
