@@ -440,6 +440,12 @@ func perFlow(pkts []schemas.PacketMeta) map[string][]pktSig {
 }
 
 // flowSig is the part of a flow record that must not depend on the source.
+// History leaves out Zeek's retransmission letters ('t', 'T'): two
+// segments of one direction received at nearly the same moment can be
+// handled on different CPUs, each running tcpdump's tap and then the TC
+// hook for its own packet, so the two can see them in either order; a
+// segment seen after a later one is a retransmission to Zeek. perFlow
+// compares the packets themselves, every one.
 type flowSig struct {
 	Proto, Client, Server  string
 	ClientPkts, ServerPkts uint64
@@ -451,7 +457,7 @@ type flowOut struct{ flows []flowSig }
 
 func (o *flowOut) Flow(r *schemas.FlowRecord) error {
 	o.flows = append(o.flows, flowSig{r.Proto, fmt.Sprintf("%s:%d", r.ClientIP, r.ClientPort), fmt.Sprintf("%s:%d", r.ServerIP, r.ServerPort),
-		r.ClientPkts, r.ServerPkts, r.ConnState, r.History, r.SNI, r.HTTPHost})
+		r.ClientPkts, r.ServerPkts, r.ConnState, strings.NewReplacer("t", "", "T", "").Replace(r.History), r.SNI, r.HTTPHost})
 	return nil
 }
 func (o *flowOut) Finding(*schemas.Finding) error { return nil }
