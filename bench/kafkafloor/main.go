@@ -219,5 +219,5 @@ func procCPU(pid int) (float64, error) {
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, nil
+	return (ut + st) / 100, nil // clock ticks: USER_HZ is 100 on Linux
 }
